@@ -1,0 +1,85 @@
+/**
+ * Errors raised by epolltrack. Each class has a fixed `name` and a stable
+ * `code`; messages are one line naming the cause and the fix. The original
+ * error, when there is one, is kept as `cause`.
+ */
+
+export type ErrorCode =
+  | 'EPT_ERR'
+  | 'EPT_NOT_SUPPORTED'
+  | 'EPT_NOT_ROOT'
+  | 'EPT_NOT_LOADED'
+  | 'EPT_NO_SUCH_PROCESS'
+  | 'EPT_BAD_FD'
+  | 'EPT_PERMISSION'
+  | 'EPT_LIBBPF'
+  | 'EPT_BPF'
+  | 'EPT_MAP_FULL'
+  | 'EPT_BAD_INPUT'
+  | 'EPT_MOUNT';
+
+export class EpolltrackError extends Error {
+  readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options?.code ?? 'EPT_ERR';
+  }
+}
+Object.defineProperty(EpolltrackError.prototype, 'name', { value: 'EpolltrackError', enumerable: false });
+
+function defineError<C extends ErrorCode>(name: string, code: C, defaultMessage: string) {
+  const cls = class extends EpolltrackError {
+    declare readonly code: C;
+    constructor(message: string = defaultMessage, options?: { cause?: unknown }) {
+      super(message, { cause: options?.cause, code });
+    }
+  };
+  Object.defineProperty(cls.prototype, 'name', { value: name, enumerable: false });
+  Object.defineProperty(cls, 'name', { value: name });
+  return cls;
+}
+
+/** The running kernel lacks something epolltrack needs (BTF, a hook type, an iterator). */
+export const NotSupportedError = defineError('NotSupportedError', 'EPT_NOT_SUPPORTED',
+  'not supported by this kernel');
+export type NotSupportedError = InstanceType<typeof NotSupportedError>;
+
+export const NotRootError = defineError('NotRootError', 'EPT_NOT_ROOT',
+  'epolltrack needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE): run it with sudo');
+export type NotRootError = InstanceType<typeof NotRootError>;
+
+export const NotLoadedError = defineError('NotLoadedError', 'EPT_NOT_LOADED',
+  'the tracker is not loaded: run `epolltrack load` first');
+export type NotLoadedError = InstanceType<typeof NotLoadedError>;
+
+export const NoSuchProcessError = defineError('NoSuchProcessError', 'EPT_NO_SUCH_PROCESS',
+  'no such process');
+export type NoSuchProcessError = InstanceType<typeof NoSuchProcessError>;
+
+export const BadFdError = defineError('BadFdError', 'EPT_BAD_FD', 'no open file at that fd');
+export type BadFdError = InstanceType<typeof BadFdError>;
+
+export const PermissionError = defineError('PermissionError', 'EPT_PERMISSION', 'permission denied');
+export type PermissionError = InstanceType<typeof PermissionError>;
+
+export const LibbpfError = defineError('LibbpfError', 'EPT_LIBBPF',
+  'libbpf.so.1 not found: install it with `apt-get install libbpf1`');
+export type LibbpfError = InstanceType<typeof LibbpfError>;
+
+export const BpfError = defineError('BpfError', 'EPT_BPF', 'a BPF operation failed');
+export type BpfError = InstanceType<typeof BpfError>;
+
+export const MapFullError = defineError('MapFullError', 'EPT_MAP_FULL',
+  'a tracker map is full: reload with larger --max-regs/--max-epolls');
+export type MapFullError = InstanceType<typeof MapFullError>;
+
+export const BadInputError = defineError('BadInputError', 'EPT_BAD_INPUT', 'bad input');
+export type BadInputError = InstanceType<typeof BadInputError>;
+
+export const MountError = defineError('MountError', 'EPT_MOUNT', 'a needed file system is not mounted');
+export type MountError = InstanceType<typeof MountError>;
+
+/** True when `err` says the kernel does not support something (tests skip on it outside CI). */
+export function isNotSupported(err: unknown): err is NotSupportedError {
+  return err instanceof NotSupportedError;
+}

@@ -1,0 +1,220 @@
+/**
+ * Typed access to the pinned maps (regs, epolls, stats) by fd, and the seeding
+ * of those maps from the `seed` iterator (cold start at load, resync later).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAP, PINNED_MAPS } from '../loader/constants.js';
+import { bpfError, BpfObject, destroyLink, readIter } from './bpfobject.js';
+import { NotLoadedError, PermissionError } from './errors.js';
+import {
+  decodeLoc, decodeLookupHdr, decodeRegKey, decodeRegVal, decodeSeedRec, encodeIterIn, encodeLoc, encodeRegKey,
+  encodeRegVal, encodeU64, LOC_SIZE, REG_KEY_SIZE, REG_VAL_SIZE, SEED, SEED_REC_SIZE, STAT, STAT_MAX,
+  type Loc, type RegKey, type RegVal, type StatName,
+} from './layout.js';
+import { closeFd, errno, libbpf, libc } from './native.js';
+
+export interface MapFds { regs: number; epolls: number; stats: number }
+
+export function mapPinPath(pinDir: string, name: string): string {
+  return join(pinDir, 'maps', name);
+}
+
+/** Open the pinned maps of a loaded tracker. */
+export function openPinnedMaps(pinDir: string): MapFds {
+  const fds: Partial<MapFds> = {};
+  try {
+    for (const name of PINNED_MAPS) {
+      const path = mapPinPath(pinDir, name);
+      if (!existsSync(path)) throw new NotLoadedError(`the tracker is not loaded (no ${path}): run \`epolltrack load\``);
+      const fd = libbpf().obj_get(path) as number;
+      if (fd < 0) {
+        const e = errno();
+        if (e === 1 || e === 13) throw new PermissionError(`cannot open ${path}: permission denied; the tracker's maps are root-only, run as root`);
+        throw bpfError(`opening ${path}`, -e);
+      }
+      fds[name] = fd;
+    }
+    return fds as MapFds;
+  } catch (err) {
+    closeMaps(fds);
+    throw err;
+  }
+}
+
+export function closeMaps(fds: Partial<MapFds>): void {
+  for (const fd of Object.values(fds)) if (typeof fd === 'number') closeFd(fd);
+}
+
+const u32key = (i: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(i); return b; };
+
+export function readStats(fd: number): Record<StatName, bigint> {
+  const out = {} as Record<StatName, bigint>;
+  const v = Buffer.alloc(8);
+  for (const [name, idx] of Object.entries(STAT) as [StatName, number][]) {
+    out[name] = (libbpf().map_lookup(fd, u32key(idx), v) as number) === 0 ? v.readBigUInt64LE(0) : 0n;
+  }
+  return out;
+}
+
+export function writeStat(fd: number, idx: number, value: bigint): void {
+  if (idx >= STAT_MAX) throw new RangeError('stat index');
+  const r = libbpf().map_update(fd, u32key(idx), encodeU64(value), 0) as number;
+  if (r < 0) throw bpfError('updating stats', r);
+}
+
+/** Every key of a hash map (bounded by its size). */
+function keys(fd: number, keySize: number): Buffer[] {
+  const out: Buffer[] = [];
+  let prev: Buffer | null = null;
+  for (;;) {
+    const next = Buffer.alloc(keySize);
+    if ((libbpf().map_next_key(fd, prev, next) as number) !== 0) break;
+    out.push(next);
+    prev = next;
+  }
+  return out;
+}
+
+export function dumpRegs(fd: number): { key: RegKey; val: RegVal }[] {
+  const v = Buffer.alloc(REG_VAL_SIZE);
+  const out: { key: RegKey; val: RegVal }[] = [];
+  for (const k of keys(fd, REG_KEY_SIZE)) {
+    if ((libbpf().map_lookup(fd, k, v) as number) === 0) out.push({ key: decodeRegKey(k), val: decodeRegVal(v) });
+  }
+  return out;
+}
+
+export function dumpEpolls(fd: number): { ep: bigint; loc: Loc }[] {
+  const v = Buffer.alloc(LOC_SIZE);
+  const out: { ep: bigint; loc: Loc }[] = [];
+  for (const k of keys(fd, 8)) {
+    if ((libbpf().map_lookup(fd, k, v) as number) === 0) out.push({ ep: k.readBigUInt64LE(0), loc: decodeLoc(v) });
+  }
+  return out;
+}
+
+export function countEntries(fd: number, keySize: number): number {
+  return keys(fd, keySize).length;
+}
+
+export function lookupLoc(fd: number, ep: bigint): Loc | undefined {
+  const v = Buffer.alloc(LOC_SIZE);
+  return (libbpf().map_lookup(fd, encodeU64(ep), v) as number) === 0 ? decodeLoc(v) : undefined;
+}
+
+/** Returns false when the map is full. */
+export function putLoc(fd: number, ep: bigint, loc: Loc): boolean {
+  return (libbpf().map_update(fd, encodeU64(ep), encodeLoc(loc), 0) as number) === 0;
+}
+
+export function putReg(fd: number, key: RegKey, val: RegVal): boolean {
+  return (libbpf().map_update(fd, encodeRegKey(key), encodeRegVal(val), 0) as number) === 0;
+}
+
+export function deleteReg(fd: number, key: RegKey): void {
+  libbpf().map_delete(fd, encodeRegKey(key));
+}
+
+export function deleteLoc(fd: number, ep: bigint): void {
+  libbpf().map_delete(fd, encodeU64(ep));
+}
+
+// ---- iterator inputs and runs -------------------------------------------------
+
+export function setIterInput(obj: BpfObject, epollFops: bigint, wantFd: number): void {
+  const r = libbpf().map_update(obj.mapFd(MAP.bss), u32key(0), encodeIterIn(epollFops, wantFd), 0) as number;
+  if (r < 0) throw bpfError('setting iterator input', r);
+}
+
+/** Learn the f_op of epoll files by looking at one this process opens. */
+export function learnEpollFops(obj: BpfObject): bigint {
+  const epfd = libc().epoll_create1(0x80000 /* EPOLL_CLOEXEC */) as number;
+  if (epfd < 0) throw bpfError('epoll_create1', -errno());
+  const link = obj.attachIter('lookup', process.pid);
+  try {
+    setIterInput(obj, 0n, epfd);
+    const out = readIter(link, Buffer.alloc(4096));
+    const hdr = out.length >= 48 ? decodeLookupHdr(out, 0) : undefined;
+    if (!hdr || hdr.status !== 0 || hdr.fOp === 0n) throw new Error('the lookup iterator did not see this process\'s epoll fd');
+    return hdr.fOp;
+  } finally {
+    destroyLink(link);
+    closeFd(epfd);
+  }
+}
+
+export interface SeedResult { registrations: number; epolls: number; removed: number; full: number; micros: number }
+
+/**
+ * Walk every task file in the kernel and make regs/epolls agree with what is
+ * live: add what is missing, refresh what is there, delete entries of an older
+ * generation that were not seen (removals the hooks could not see).
+ */
+export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedResult {
+  const t0 = process.hrtime.bigint();
+  const gen = Number(readStats(fds.stats).gen) + 1;
+  writeStat(fds.stats, STAT.gen, BigInt(gen));
+
+  setIterInput(obj, epollFops, 0);
+  const link = obj.attachIter('seed');
+  let out: Buffer;
+  try {
+    out = readIter(link, Buffer.alloc(1 << 16));
+  } finally {
+    destroyLink(link);
+  }
+
+  // Epoll locations seen now, per instance.
+  const seenLocs = new Map<bigint, Loc[]>();
+  const regs = new Map<string, { key: RegKey; val: RegVal; atTfd: boolean }>();
+  for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
+    const r = decodeSeedRec(out, off);
+    if (r.kind === SEED.epoll) {
+      const l = seenLocs.get(r.ep) ?? [];
+      l.push({ tgid: r.tgid, fd: r.fd });
+      seenLocs.set(r.ep, l);
+    } else if (r.kind === SEED.reg) {
+      const id = `${r.file}:${r.ep}:${r.tfd}`;
+      const prev = regs.get(id);
+      // The process that holds the target at tfd is the best "target" process.
+      if (!prev || (r.fd === r.tfd && !prev.atTfd)) {
+        regs.set(id, {
+          key: { file: r.file, ep: r.ep, tfd: r.tfd },
+          val: { data: r.data, events: r.events, targetTgid: r.tgid, epTgid: 0, epFd: 0, gen },
+          atTfd: r.fd === r.tfd,
+        });
+      }
+    }
+  }
+
+  let full = 0;
+  // Locations: keep a current one when it is among those seen, else take the first seen.
+  for (const [ep, locs] of seenLocs) {
+    const cur = lookupLoc(fds.epolls, ep);
+    const keep = cur && locs.some((l) => l.tgid === cur.tgid && l.fd === cur.fd);
+    if (!keep && !putLoc(fds.epolls, ep, locs[0])) full++;
+  }
+  for (const { ep } of dumpEpolls(fds.epolls)) if (!seenLocs.has(ep)) deleteLoc(fds.epolls, ep);
+
+  for (const { key, val } of regs.values()) {
+    const loc = lookupLoc(fds.epolls, key.ep);
+    if (loc) { val.epTgid = loc.tgid; val.epFd = loc.fd; }
+    if (!putReg(fds.regs, key, val)) full++;
+  }
+  let removed = 0;
+  for (const { key, val } of dumpRegs(fds.regs)) {
+    if (val.gen < gen && !regs.has(`${key.file}:${key.ep}:${key.tfd}`)) {
+      deleteReg(fds.regs, key);
+      removed++;
+    }
+  }
+  if (full) {
+    const idx = STAT.regsFull;
+    writeStat(fds.stats, idx, readStats(fds.stats).regsFull + BigInt(full));
+  }
+  return {
+    registrations: regs.size, epolls: seenLocs.size, removed, full,
+    micros: Number(process.hrtime.bigint() - t0) / 1000,
+  };
+}
