@@ -165,7 +165,7 @@ setup_kernel() {
   mkdir -p "$ird"/{bin,dev,proc,sys,mnt/root,lib/modules,epolltrack}
   mknod -m 600 "$ird/dev/console" c 5 1
   cp /bin/busybox "$ird/bin/busybox"
-  for a in $(/bin/busybox --list); do ln -sf busybox "$ird/bin/$a"; done
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$ird/bin/$a"; done
   ln -sf bin "$ird/sbin"
   cp "$HERE/guest-init.sh" "$ird/init"
   chmod 755 "$ird/init"

@@ -1,0 +1,135 @@
+/* epctl: a test and benchmark fixture that performs epoll operations on command.
+ * Reads one command per line on stdin, answers one line on stdout:
+ *   "ok V..." or "err ERRNO".
+ * Commands:
+ *   pid | create | pipe | eventfd | socket | socketpair | close FD | dup FD | dup2 OLD NEW
+ *   add|mod|del EPFD FD [EVENTS DATA]  (EVENTS hex, DATA decimal u64)
+ *   write FD | read FD | wait EPFD     (wait: epoll_wait timeout 0, answers the count)
+ *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
+ *   fork IN OUT   fork a child that serves commands on the FIFOs IN and OUT (answers its pid)
+ *   exit
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int count_fds(void)
+{
+	int n = 0;
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	for (int fd = 0; fd < (int)rl.rlim_cur; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+static void serve(FILE *in, FILE *out)
+{
+	char line[256], cmd[32];
+	long a, b;
+	unsigned long long c, d;
+
+	setvbuf(out, NULL, _IOLBF, 0);
+	while (fgets(line, sizeof(line), in)) {
+		int r = -1, r2 = 0, two = 0, n;
+
+		a = b = -1;
+		c = d = 0;
+		n = sscanf(line, "%31s %ld %ld %llx %llu", cmd, &a, &b, &c, &d);
+		if (n < 1)
+			continue;
+		errno = 0;
+		if (!strcmp(cmd, "pid")) {
+			r = getpid();
+		} else if (!strcmp(cmd, "create")) {
+			r = epoll_create1(0);
+		} else if (!strcmp(cmd, "pipe")) {
+			int p[2];
+			r = pipe(p);
+			if (!r) { r = p[0]; r2 = p[1]; two = 1; }
+		} else if (!strcmp(cmd, "socketpair")) {
+			int p[2];
+			r = socketpair(AF_UNIX, SOCK_STREAM, 0, p);
+			if (!r) { r = p[0]; r2 = p[1]; two = 1; }
+		} else if (!strcmp(cmd, "eventfd")) {
+			r = eventfd(0, 0);
+		} else if (!strcmp(cmd, "socket")) {
+			r = socket(AF_INET, SOCK_STREAM, 0);
+		} else if (!strcmp(cmd, "close")) {
+			r = close(a);
+		} else if (!strcmp(cmd, "dup")) {
+			r = dup(a);
+		} else if (!strcmp(cmd, "dup2")) {
+			r = dup2(a, b);
+		} else if (!strcmp(cmd, "add") || !strcmp(cmd, "mod") || !strcmp(cmd, "del")) {
+			struct epoll_event ev = { .events = (unsigned)c, .data.u64 = d };
+			int op = cmd[0] == 'a' ? EPOLL_CTL_ADD : cmd[0] == 'm' ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+			r = epoll_ctl(a, op, b, &ev);
+		} else if (!strcmp(cmd, "write")) {
+			unsigned long long one = 1;
+			r = write(a, &one, sizeof(one)) < 0 ? -1 : 0;
+		} else if (!strcmp(cmd, "read")) {
+			char buf[64];
+			r = read(a, buf, sizeof(buf)) < 0 ? -1 : 0;
+		} else if (!strcmp(cmd, "wait")) {
+			struct epoll_event evs[64];
+			r = epoll_wait(a, evs, 64, 0);
+		} else if (!strcmp(cmd, "nfds")) {
+			struct rlimit rl;
+			getrlimit(RLIMIT_NOFILE, &rl);
+			if (rl.rlim_cur < rl.rlim_max) {
+				rl.rlim_cur = rl.rlim_max;
+				setrlimit(RLIMIT_NOFILE, &rl);
+			}
+			r = count_fds();
+			while (r < a) {
+				if (open("/dev/null", O_RDONLY) < 0)
+					break;
+				r++;
+			}
+		} else if (!strcmp(cmd, "fork")) {
+			char fin[128], fout[128];
+			if (sscanf(line, "%*s %127s %127s", fin, fout) != 2) {
+				errno = EINVAL;
+			} else {
+				pid_t pid = fork();
+				if (pid == 0) {
+					FILE *ci = fopen(fin, "r");
+					FILE *co = fopen(fout, "w");
+					if (!ci || !co)
+						_exit(1);
+					serve(ci, co);
+					_exit(0);
+				}
+				r = pid;
+			}
+		} else if (!strcmp(cmd, "exit")) {
+			fprintf(out, "ok 0\n");
+			exit(0);
+		} else {
+			errno = EINVAL;
+		}
+		if (r < 0 && errno)
+			fprintf(out, "err %d\n", errno);
+		else if (two)
+			fprintf(out, "ok %d %d\n", r, r2);
+		else
+			fprintf(out, "ok %d\n", r);
+	}
+}
+
+int main(void)
+{
+	serve(stdin, stdout);
+	return 0;
+}

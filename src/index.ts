@@ -1,0 +1,11 @@
+/**
+ * epolltrack: which epoll instances hold fd N of process P, answered from a
+ * CO-RE BPF tracker in time independent of P's fd count, and verified against
+ * the live kernel. The CLI, the daemon and the tests all use this entry.
+ */
+export { openTracker, Tracker, type TrackerOptions, type LookupInfo, type Registration, type FallbackReason } from './tracker.js';
+export { fdinfoMemberships, parseEpollFdinfo, type Membership, type Source, type FdinfoOptions } from './fdinfo.js';
+export { load, unload, status, isLoaded, type LoadOptions, type LoadResult, type Status } from '../loader/load.js';
+export { DEFAULT_PIN_DIR, MODES, type Mode } from '../loader/constants.js';
+export * from './errors.js';
+export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd } from './native.js';

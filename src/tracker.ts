@@ -1,0 +1,275 @@
+/**
+ * The Tracker answers "which epoll instances hold fd N of process P" from the
+ * loaded BPF tracker, in time independent of P's fd count:
+ *   1. resolve (P, N) to the kernel file and read that file's live epitems
+ *      (lookup iterator bound to P: one task, one fd-table slot);
+ *   2. locate each epoll instance through the tracker's maps, a location in P
+ *      verified in-kernel, elsewhere verified by a second lookup;
+ *   3. when anything is uncertain (no verified location, too many epitems),
+ *      fall back to the fdinfo way and say so in `source`.
+ * Kernel pointers stay inside this object.
+ */
+import { existsSync } from 'node:fs';
+import { DEFAULT_PIN_DIR, ITER_PROG, MAP, type Mode } from '../loader/constants.js';
+import { isLoaded, load, readState, type LoadOptions } from '../loader/load.js';
+import { BpfObject, destroyLink, readIter } from './bpfobject.js';
+import { BadFdError, NoSuchProcessError, NotLoadedError } from './errors.js';
+import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
+import {
+  decodeLookupHdr, decodeLookupItem, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
+  SEED, SEED_REC_SIZE, decodeSeedRec, type LookupHdr, type LookupItem,
+} from './layout.js';
+import {
+  closeMaps, learnEpollFops, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps, setIterInput,
+  type MapFds, type SeedResult,
+} from './maps.js';
+import type { Pointer } from './native.js';
+
+export type FallbackReason = 'truncated' | 'no-location' | 'unverified-location';
+
+export interface LookupInfo {
+  source: 'bpf' | 'fdinfo';
+  reason?: FallbackReason;
+  micros: number;
+}
+
+export interface TrackerOptions {
+  pinDir?: string;
+  /** load the tracker first when it is not loaded (options passed to load) */
+  load?: boolean | LoadOptions;
+  /** how many per-process iterator links to keep (default 64) */
+  linkCache?: number;
+}
+
+/** A registration as listed by `ls`: the target's process and fd, and where the epoll is. */
+export interface Registration {
+  pid: number;
+  fd: number;
+  epollPid: number;
+  epfd: number;
+  tfd: number;
+  events: number;
+  data: bigint;
+}
+
+interface RawLookup { hdr: LookupHdr; items: LookupItem[] }
+
+export class Tracker {
+  readonly pinDir: string;
+  readonly mode: Mode | undefined;
+  /** how the last membershipsOf() was answered */
+  lastLookup: LookupInfo = { source: 'bpf', micros: 0 };
+  private readonly obj: BpfObject;
+  private readonly fds: MapFds;
+  private readonly links = new Map<number, Pointer>();
+  private readonly linkCache: number;
+  private readonly buf = Buffer.alloc(1 << 14);
+  private epollFops = 0n;
+  private readonly fallbacks: Record<FallbackReason, number> = { truncated: 0, 'no-location': 0, 'unverified-location': 0 };
+  private closed = false;
+
+  /** @internal use openTracker() */
+  constructor(pinDir: string, obj: BpfObject, fds: MapFds, linkCache: number) {
+    this.pinDir = pinDir;
+    this.obj = obj;
+    this.fds = fds;
+    this.linkCache = linkCache;
+    this.mode = readState(pinDir)?.mode;
+  }
+
+  private link(pid: number, fresh: boolean): Pointer {
+    let l = this.links.get(pid);
+    if (l && fresh) {
+      destroyLink(l);
+      this.links.delete(pid);
+      l = undefined;
+    }
+    if (!l) {
+      if (this.links.size >= this.linkCache) {
+        const [oldPid, old] = this.links.entries().next().value as [number, Pointer];
+        destroyLink(old);
+        this.links.delete(oldPid);
+      }
+      l = this.obj.attachIter(ITER_PROG.lookup, pid);
+    } else {
+      this.links.delete(pid); // re-insert: most recently used last
+    }
+    this.links.set(pid, l);
+    return l;
+  }
+
+  /** Run the lookup iterator on pid:fd. undefined when no such task. */
+  private raw(pid: number, fd: number): RawLookup | undefined {
+    setIterInput(this.obj, this.epollFops, fd);
+    for (const fresh of [false, true]) {
+      const out = readIter(this.link(pid, fresh), this.buf);
+      if (out.length < LOOKUP_HDR_SIZE) continue; // stale cached link (process gone): retry once fresh
+      const hdr = decodeLookupHdr(out, 0);
+      if (!hdr) throw new Error('lookup iterator output is malformed');
+      const items: LookupItem[] = [];
+      for (let i = 0; i < hdr.nitems && LOOKUP_HDR_SIZE + (i + 1) * LOOKUP_ITEM_SIZE <= out.length; i++) {
+        items.push(decodeLookupItem(out, LOOKUP_HDR_SIZE + i * LOOKUP_ITEM_SIZE));
+      }
+      return { hdr, items };
+    }
+    const l = this.links.get(pid);
+    if (l) destroyLink(l);
+    this.links.delete(pid);
+    return undefined;
+  }
+
+  /** Is epoll instance `ep` at epollPid:epfd right now? */
+  private epollAt(ep: bigint, epollPid: number, epfd: number): boolean {
+    const r = this.raw(epollPid, epfd);
+    return !!r && r.hdr.status === LK_STATUS.ok && r.hdr.priv === ep;
+  }
+
+  /**
+   * Every epoll registration of fd `fd` of process `pid`, live and verified.
+   * Throws NoSuchProcessError / BadFdError for a pid or fd that does not exist.
+   */
+  membershipsOf(pid: number, fd: number): Membership[] {
+    this.assertOpen();
+    const t0 = process.hrtime.bigint();
+    const done = (out: Membership[], source: 'bpf' | 'fdinfo', reason?: FallbackReason) => {
+      this.lastLookup = { source, reason, micros: Number(process.hrtime.bigint() - t0) / 1000 };
+      if (reason) this.fallbacks[reason]++;
+      return out;
+    };
+    if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(fd) || fd < 0) checkTarget(pid, fd);
+    const r = this.raw(pid, fd);
+    if (!r || r.hdr.status === LK_STATUS.noFiles) throw new NoSuchProcessError(`no process ${pid}`);
+    if (r.hdr.status === LK_STATUS.badFd) throw new BadFdError(`process ${pid} has no open fd ${fd}`);
+    if (r.hdr.flags & LK_TRUNCATED) return done(this.fallback(pid, fd, []), 'fdinfo', 'truncated');
+
+    const out: Membership[] = [];
+    const remotePids: number[] = [];
+    for (const it of r.items) {
+      let ok = it.locState === LOC_STATE.verified;
+      if (!ok && it.locState === LOC_STATE.remote) {
+        ok = this.epollAt(it.ep, it.locTgid, it.locFd);
+        if (!ok) remotePids.push(it.locTgid);
+      }
+      if (!ok) {
+        const reason: FallbackReason = it.locState === LOC_STATE.none ? 'no-location' : 'unverified-location';
+        return done(this.fallback(pid, fd, remotePids), 'fdinfo', reason);
+      }
+      out.push({ epollPid: it.locTgid, epfd: it.locFd, tfd: it.tfd, events: it.events, data: it.data, source: 'bpf' });
+    }
+    return done(out, 'bpf');
+  }
+
+  /** The fdinfo way, then teach the epolls map where the instances it found are. */
+  private fallback(pid: number, fd: number, morePids: number[]): Membership[] {
+    const pids = [pid, ...morePids.filter((p) => p !== pid && existsSync(`/proc/${p}`))];
+    const found = fdinfoMemberships(pid, fd, { pids });
+    for (const m of found) {
+      const r = this.raw(m.epollPid, m.epfd);
+      if (r && r.hdr.status === LK_STATUS.ok) {
+        const cur = lookupLoc(this.fds.epolls, r.hdr.priv);
+        if (!cur || cur.tgid !== m.epollPid || cur.fd !== m.epfd) putLoc(this.fds.epolls, r.hdr.priv, { tgid: m.epollPid, fd: m.epfd });
+      }
+    }
+    return found;
+  }
+
+  /** Reconcile the maps with the kernel (cold start, and removals the hooks cannot see). */
+  resync(): SeedResult {
+    this.assertOpen();
+    return seedMaps(this.obj, this.fds, this.epollFops);
+  }
+
+  /** Every live registration on the host (or of one process), read from the kernel now. */
+  registrations(opts: { pid?: number } = {}): Registration[] {
+    this.assertOpen();
+    setIterInput(this.obj, this.epollFops, 0);
+    const link = this.obj.attachIter(ITER_PROG.seed);
+    let out: Buffer;
+    try {
+      out = readIter(link, Buffer.alloc(1 << 16));
+    } finally {
+      destroyLink(link);
+    }
+    const locs = new Map<bigint, { tgid: number; fd: number }[]>();
+    const regs = new Map<string, Registration & { ep: bigint; atTfd: boolean }>();
+    for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
+      const s = decodeSeedRec(out, off);
+      if (s.kind === SEED.epoll) {
+        const l = locs.get(s.ep) ?? [];
+        l.push({ tgid: s.tgid, fd: s.fd });
+        locs.set(s.ep, l);
+        continue;
+      }
+      const id = `${s.file}:${s.ep}:${s.tfd}`;
+      const prev = regs.get(id);
+      if (prev && (prev.atTfd || s.fd !== s.tfd)) continue;
+      regs.set(id, {
+        pid: s.tgid, fd: s.fd, epollPid: 0, epfd: -1, tfd: s.tfd, events: s.events, data: s.data, ep: s.ep,
+        atTfd: s.fd === s.tfd,
+      });
+    }
+    const rows: Registration[] = [];
+    for (const r of regs.values()) {
+      if (opts.pid !== undefined && r.pid !== opts.pid) continue;
+      const l = locs.get(r.ep) ?? [];
+      const loc = l.find((x) => x.tgid === r.pid) ?? l[0] ?? lookupLoc(this.fds.epolls, r.ep);
+      rows.push({
+        pid: r.pid, fd: r.fd, epollPid: loc?.tgid ?? 0, epfd: loc?.fd ?? -1, tfd: r.tfd, events: r.events, data: r.data,
+      });
+    }
+    rows.sort((a, b) => a.pid - b.pid || a.fd - b.fd || a.epollPid - b.epollPid || a.epfd - b.epfd);
+    return rows;
+  }
+
+  /** Kernel-side counters and map fill, plus this tracker's fallbacks. */
+  stats(): { kernel: Record<string, bigint>; fallbacks: Record<FallbackReason, number> } {
+    this.assertOpen();
+    return { kernel: readStats(this.fds.stats), fallbacks: { ...this.fallbacks } };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('tracker is closed');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.links.values()) destroyLink(l);
+    this.links.clear();
+    closeMaps(this.fds);
+    this.obj.close();
+  }
+
+  /** @internal */
+  init(): void {
+    this.epollFops = learnEpollFops(this.obj);
+  }
+}
+
+/** Open the loaded tracker (or load it first with `{ load: true }`). */
+export async function openTracker(opts: TrackerOptions = {}): Promise<Tracker> {
+  const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  if (!isLoaded(pinDir)) {
+    if (!opts.load) throw new NotLoadedError(`the tracker is not loaded at ${pinDir}: run \`epolltrack load\``);
+    load({ ...(typeof opts.load === 'object' ? opts.load : {}), pinDir });
+  }
+  const fds = openPinnedMaps(pinDir);
+  let obj: BpfObject | undefined;
+  try {
+    // A private copy of the iterator programs, sharing the pinned maps.
+    obj = BpfObject.open();
+    obj.keepPrograms([ITER_PROG.lookup, ITER_PROG.seed]);
+    obj.reuseMap(MAP.regs, fds.regs);
+    obj.reuseMap(MAP.epolls, fds.epolls);
+    obj.reuseMap(MAP.stats, fds.stats);
+    obj.setMaxEntries(MAP.start, 1);
+    obj.load();
+    const t = new Tracker(pinDir, obj, fds, opts.linkCache ?? 64);
+    t.init();
+    return t;
+  } catch (err) {
+    obj?.close();
+    closeMaps(fds);
+    throw err;
+  }
+}
