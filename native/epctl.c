@@ -6,7 +6,7 @@
  *   add|mod|del EPFD FD [EVENTS DATA]  (EVENTS hex, DATA decimal u64)
  *   write FD | read FD | wait EPFD     (wait: epoll_wait timeout 0, answers the count)
  *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
- *   fork IN OUT   fork a child that serves commands on the FIFOs IN and OUT (answers its pid)
+ *   fork PATH     fork a child that serves commands over a connection to the unix socket PATH
  *   exit
  */
 #define _GNU_SOURCE
@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int count_fds(void)
@@ -75,12 +78,19 @@ static void serve(FILE *in, FILE *out)
 			struct epoll_event ev = { .events = (unsigned)c, .data.u64 = d };
 			int op = cmd[0] == 'a' ? EPOLL_CTL_ADD : cmd[0] == 'm' ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
 			r = epoll_ctl(a, op, b, &ev);
-		} else if (!strcmp(cmd, "write")) {
+		} else if (!strcmp(cmd, "write") || !strcmp(cmd, "read")) {
+			/* never block: only when poll says the fd is ready */
+			int w = cmd[0] == 'w';
+			struct pollfd pfd = { .fd = a, .events = w ? POLLOUT : POLLIN };
 			unsigned long long one = 1;
-			r = write(a, &one, sizeof(one)) < 0 ? -1 : 0;
-		} else if (!strcmp(cmd, "read")) {
 			char buf[64];
-			r = read(a, buf, sizeof(buf)) < 0 ? -1 : 0;
+
+			if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & pfd.events)) {
+				errno = EAGAIN;
+			} else {
+				r = w ? write(a, &one, sizeof(one)) : read(a, buf, sizeof(buf));
+				r = r < 0 ? -1 : 0;
+			}
 		} else if (!strcmp(cmd, "wait")) {
 			struct epoll_event evs[64];
 			r = epoll_wait(a, evs, 64, 0);
@@ -98,17 +108,25 @@ static void serve(FILE *in, FILE *out)
 				r++;
 			}
 		} else if (!strcmp(cmd, "fork")) {
-			char fin[128], fout[128];
-			if (sscanf(line, "%*s %127s %127s", fin, fout) != 2) {
+			char path[108];
+			if (sscanf(line, "%*s %107s", path) != 1) {
 				errno = EINVAL;
 			} else {
 				pid_t pid = fork();
 				if (pid == 0) {
-					FILE *ci = fopen(fin, "r");
-					FILE *co = fopen(fout, "w");
-					if (!ci || !co)
+					/* The child's commands come over a unix socket to the
+					 * test, moved onto fds 0 and 1 so that every process
+					 * keeps 0-2 as its only fixture fds. */
+					struct sockaddr_un sa = { .sun_family = AF_UNIX };
+					int c = socket(AF_UNIX, SOCK_STREAM, 0);
+
+					snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+					if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+					    dup2(c, 0) < 0 || dup2(c, 1) < 0)
 						_exit(1);
-					serve(ci, co);
+					if (c > 1)
+						close(c);
+					serve(fdopen(0, "r"), fdopen(1, "w"));
 					_exit(0);
 				}
 				r = pid;
@@ -130,6 +148,8 @@ static void serve(FILE *in, FILE *out)
 
 int main(void)
 {
+	signal(SIGCHLD, SIG_IGN); /* forked children are reaped by the kernel */
+	signal(SIGPIPE, SIG_IGN);
 	serve(stdin, stdout);
 	return 0;
 }

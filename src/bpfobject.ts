@@ -175,8 +175,12 @@ export function pinLink(link: Pointer, path: string): void {
   if (r < 0) throw bpfError(`pinning link at ${path}`, r);
 }
 
-/** Run an attached iterator once and return everything it wrote. */
-export function readIter(link: Pointer, buf: Buffer): Buffer {
+/**
+ * Run an attached iterator once and return everything it wrote. When
+ * `expected` can tell the full length from what has been read so far, reading
+ * stops there instead of asking for EOF.
+ */
+export function readIter(link: Pointer, buf: Buffer, expected?: (b: Buffer) => number | undefined): Buffer {
   const fd = libbpf().iter_create(linkFd(link)) as number;
   if (fd < 0) throw bpfError('creating an iterator', fd);
   try {
@@ -195,6 +199,8 @@ export function readIter(link: Pointer, buf: Buffer): Buffer {
       }
       if (n === 0) break;
       len += n;
+      const want = expected?.(buf.subarray(0, len));
+      if (want !== undefined && len >= want) break;
     }
     return buf.subarray(0, len);
   } finally {

@@ -93,6 +93,8 @@ export function epollFdinfos(pid: number): Map<number, FdinfoEntry[]> {
 export interface FdinfoOptions {
   /** processes whose epoll fds are searched (default: just `pid`) */
   pids?: number[];
+  /** fdinfo already read, by pid (epollFdinfos() of each), to answer many lookups from one reading */
+  snapshot?: Map<number, Map<number, FdinfoEntry[]>>;
 }
 
 /**
@@ -103,7 +105,7 @@ export function fdinfoMemberships(pid: number, fd: number, opts: FdinfoOptions =
   const ino = checkTarget(pid, fd);
   const found: Membership[] = [];
   for (const p of opts.pids ?? [pid]) {
-    const byFd = [...epollFdinfos(p).entries()].sort((a, b) => a[0] - b[0]);
+    const byFd = [...(opts.snapshot?.get(p) ?? epollFdinfos(p)).entries()].sort((a, b) => a[0] - b[0]);
     for (const [epfd, entries] of byFd) {
       for (const e of entries) {
         if (e.ino !== -1n && e.ino !== ino) continue;

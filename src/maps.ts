@@ -3,6 +3,7 @@
  * of those maps from the `seed` iterator (cold start at load, resync later).
  */
 import { existsSync } from 'node:fs';
+import koffi from 'koffi';
 import { join } from 'node:path';
 import { MAP, PINNED_MAPS } from '../loader/constants.js';
 import { bpfError, BpfObject, destroyLink, readIter } from './bpfobject.js';
@@ -125,6 +126,33 @@ export function deleteLoc(fd: number, ep: bigint): void {
 export function setIterInput(obj: BpfObject, epollFops: bigint, wantFd: number): void {
   const r = libbpf().map_update(obj.mapFd(MAP.bss), u32key(0), encodeIterIn(epollFops, wantFd), 0) as number;
   if (r < 0) throw bpfError('setting iterator input', r);
+}
+
+/**
+ * The iterators' input (.bss) mapped into this process: setting it is a
+ * memory write, not a syscall. Falls back to map updates if mmap fails.
+ */
+export class IterInput {
+  private ptr: unknown = null;
+  private fops = 0n;
+  constructor(private readonly obj: BpfObject) {
+    const p = libc().mmap(null, 4096, 3 /* PROT_READ|WRITE */, 1 /* MAP_SHARED */, obj.mapFd(MAP.bss), 0);
+    if (p && koffi.address(p) !== 0xffffffffffffffffn) this.ptr = p;
+  }
+
+  set(epollFops: bigint, wantFd: number): void {
+    if (!this.ptr) return setIterInput(this.obj, epollFops, wantFd);
+    if (epollFops !== this.fops) {
+      koffi.encode(this.ptr, 0, 'uint64_t', epollFops);
+      this.fops = epollFops;
+    }
+    koffi.encode(this.ptr, 8, 'uint32_t', wantFd);
+  }
+
+  close(): void {
+    if (this.ptr) libc().munmap(this.ptr, 4096);
+    this.ptr = null;
+  }
 }
 
 /** Learn the f_op of epoll files by looking at one this process opens. */

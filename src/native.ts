@@ -80,6 +80,8 @@ function bindLibc() {
     syscall5: lib.func('long syscall(long nr, long a, long b, long c, long d, long e)'),
     syscall5p: lib.func('long syscall(long nr, long a, long b, long c, long d, void *e)'),
     geteuid: lib.func('uint32_t geteuid(void)'),
+    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+    munmap: lib.func('int munmap(void *addr, size_t len)'),
   };
 }
 

@@ -20,12 +20,13 @@ import {
   SEED, SEED_REC_SIZE, decodeSeedRec, type LookupHdr, type LookupItem,
 } from './layout.js';
 import {
-  closeMaps, learnEpollFops, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps, setIterInput,
+  closeMaps, IterInput, learnEpollFops, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps, setIterInput,
   type MapFds, type SeedResult,
 } from './maps.js';
 import type { Pointer } from './native.js';
 
-export type FallbackReason = 'truncated' | 'no-location' | 'unverified-location';
+/** Why an answer took the slow way: resynced (kernel walk, still bpf) or fell back to fdinfo. */
+export type FallbackReason = 'truncated' | 'no-location' | 'unverified-location' | 'resynced';
 
 export interface LookupInfo {
   source: 'bpf' | 'fdinfo';
@@ -54,18 +55,24 @@ export interface Registration {
 
 interface RawLookup { hdr: LookupHdr; items: LookupItem[] }
 
+/** The lookup iterator writes one header and `nitems` items: stop reading once they are in. */
+function lookupSize(b: Buffer): number | undefined {
+  return b.length >= LOOKUP_HDR_SIZE ? LOOKUP_HDR_SIZE + b.readUInt32LE(36) * LOOKUP_ITEM_SIZE : undefined;
+}
+
 export class Tracker {
   readonly pinDir: string;
   readonly mode: Mode | undefined;
   /** how the last membershipsOf() was answered */
   lastLookup: LookupInfo = { source: 'bpf', micros: 0 };
   private readonly obj: BpfObject;
+  private readonly input: IterInput;
   private readonly fds: MapFds;
   private readonly links = new Map<number, Pointer>();
   private readonly linkCache: number;
   private readonly buf = Buffer.alloc(1 << 14);
   private epollFops = 0n;
-  private readonly fallbacks: Record<FallbackReason, number> = { truncated: 0, 'no-location': 0, 'unverified-location': 0 };
+  private readonly fallbacks: Record<FallbackReason, number> = { truncated: 0, 'no-location': 0, 'unverified-location': 0, resynced: 0 };
   private closed = false;
 
   /** @internal use openTracker() */
@@ -74,6 +81,7 @@ export class Tracker {
     this.obj = obj;
     this.fds = fds;
     this.linkCache = linkCache;
+    this.input = new IterInput(obj);
     this.mode = readState(pinDir)?.mode;
   }
 
@@ -100,9 +108,9 @@ export class Tracker {
 
   /** Run the lookup iterator on pid:fd. undefined when no such task. */
   private raw(pid: number, fd: number): RawLookup | undefined {
-    setIterInput(this.obj, this.epollFops, fd);
+    this.input.set(this.epollFops, fd);
     for (const fresh of [false, true]) {
-      const out = readIter(this.link(pid, fresh), this.buf);
+      const out = readIter(this.link(pid, fresh), this.buf, lookupSize);
       if (out.length < LOOKUP_HDR_SIZE) continue; // stale cached link (process gone): retry once fresh
       const hdr = decodeLookupHdr(out, 0);
       if (!hdr) throw new Error('lookup iterator output is malformed');
@@ -137,26 +145,35 @@ export class Tracker {
       return out;
     };
     if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(fd) || fd < 0) checkTarget(pid, fd);
-    const r = this.raw(pid, fd);
-    if (!r || r.hdr.status === LK_STATUS.noFiles) throw new NoSuchProcessError(`no process ${pid}`);
-    if (r.hdr.status === LK_STATUS.badFd) throw new BadFdError(`process ${pid} has no open fd ${fd}`);
-    if (r.hdr.flags & LK_TRUNCATED) return done(this.fallback(pid, fd, []), 'fdinfo', 'truncated');
+    let resynced = false;
+    for (;;) {
+      const r = this.raw(pid, fd);
+      if (!r || r.hdr.status === LK_STATUS.noFiles) throw new NoSuchProcessError(`no process ${pid}`);
+      if (r.hdr.status === LK_STATUS.badFd) throw new BadFdError(`process ${pid} has no open fd ${fd}`);
+      if (r.hdr.flags & LK_TRUNCATED) return done(this.fallback(pid, fd, []), 'fdinfo', 'truncated');
 
-    const out: Membership[] = [];
-    const remotePids: number[] = [];
-    for (const it of r.items) {
-      let ok = it.locState === LOC_STATE.verified;
-      if (!ok && it.locState === LOC_STATE.remote) {
-        ok = this.epollAt(it.ep, it.locTgid, it.locFd);
-        if (!ok) remotePids.push(it.locTgid);
+      const out: Membership[] = [];
+      let uncertain: FallbackReason | undefined;
+      const remotePids: number[] = [];
+      for (const it of r.items) {
+        let ok = it.locState === LOC_STATE.verified;
+        if (!ok && it.locState === LOC_STATE.remote) {
+          ok = this.epollAt(it.ep, it.locTgid, it.locFd);
+          if (!ok) remotePids.push(it.locTgid);
+        }
+        if (!ok) {
+          uncertain = it.locState === LOC_STATE.none ? 'no-location' : 'unverified-location';
+          break;
+        }
+        out.push({ epollPid: it.locTgid, epfd: it.locFd, tfd: it.tfd, events: it.events, data: it.data, source: 'bpf' });
       }
-      if (!ok) {
-        const reason: FallbackReason = it.locState === LOC_STATE.none ? 'no-location' : 'unverified-location';
-        return done(this.fallback(pid, fd, remotePids), 'fdinfo', reason);
-      }
-      out.push({ epollPid: it.locTgid, epfd: it.locFd, tfd: it.tfd, events: it.events, data: it.data, source: 'bpf' });
+      if (!uncertain) return done(out, 'bpf', resynced ? 'resynced' : undefined);
+      if (resynced) return done(this.fallback(pid, fd, remotePids), 'fdinfo', uncertain);
+      // Where is that epoll now? Walk the kernel's task files once (in-kernel,
+      // no /proc), refresh every location, and answer again.
+      this.resync();
+      resynced = true;
     }
-    return done(out, 'bpf');
   }
 
   /** The fdinfo way, then teach the epolls map where the instances it found are. */
@@ -236,6 +253,7 @@ export class Tracker {
     this.closed = true;
     for (const l of this.links.values()) destroyLink(l);
     this.links.clear();
+    this.input.close();
     closeMaps(this.fds);
     this.obj.close();
   }

@@ -29,9 +29,11 @@ for m in $(cat /lib/modules/load.list); do
 done
 
 # The virtio device probes synchronously on insmod, but be tolerant.
+# both can be overridden with EPOLLTRACK_KERNEL_APPEND="EPOLLTRACK_MSIZE=.. EPOLLTRACK_9P_CACHE=.."
 MSIZE=${EPOLLTRACK_MSIZE:-512000}
+CACHEMODE=${EPOLLTRACK_9P_CACHE:-loose}
 n=0
-until mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=$MSIZE,cache=loose" root "$R" 2>/dev/null; do
+until mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=$MSIZE,cache=$CACHEMODE" root "$R" 2>/dev/null; do
   n=$((n + 1))
   [ $n -ge 50 ] && fail "cannot mount the 9p share 'root'"
   sleep 0.1

@@ -102,7 +102,11 @@ STATUS="$WORK/status"
 mkfifo "$WORK/ttyS0" || die "mkfifo failed"
 timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$WORK/ttyS0" 2>"$WORK/qemu.err" &
 QPID=$!
-LC_ALL=C awk -v nonce="$NONCE" -v statf="$STATUS" -v t0="$T0" -v verbose="$VERBOSE" '
+AWK=(awk)
+# mawk (Debian's default awk) block-buffers its input: ask it for line mode so
+# the output streams while the command runs
+if awk -W version 2>&1 | grep -qi mawk; then AWK=(awk -W interactive); fi
+LC_ALL=C "${AWK[@]}" -v nonce="$NONCE" -v statf="$STATUS" -v t0="$T0" -v verbose="$VERBOSE" '
     BEGIN { b = "@@EPOLLTRACK-BEGIN-" nonce "@@"; e = "@@EPOLLTRACK-EXIT-" nonce " ";
             f = "@@EPOLLTRACK-SETUP-FAILED-" nonce " " }
     done { next }
@@ -118,9 +122,14 @@ LC_ALL=C awk -v nonce="$NONCE" -v statf="$STATUS" -v t0="$T0" -v verbose="$VERBO
     (i = index($0, e)) > 0 {
       printf "%s", substr($0, 1, i - 1)
       s = substr($0, i + length(e)); sub(/@@.*/, "", s)
-      print "exit " s > statf; close(statf); done = 1; fflush(); next
+      print "exit " s > statf; close(statf); fflush(); exit 0
     }
     { print; fflush() }' <"$WORK/ttyS0"
+# After the EXIT marker the guest powers off at once; don't wait long for it.
+if grep -q '^exit ' "$STATUS" 2>/dev/null; then
+  for _ in $(seq 30); do kill -0 "$QPID" 2>/dev/null || break; sleep 0.1; done
+  kill "$QPID" 2>/dev/null
+fi
 wait "$QPID"; QRC=$?; QPID=""
 T1=$(date +%s.%N)
 [ "$VERBOSE" = 1 ] && awk -v a="$T0" -v b="$T1" 'BEGIN { printf "run-in-guest: whole run %.2f s\n", b - a }' >&2
@@ -130,6 +139,9 @@ if [ -s "$STATUS" ]; then
   if [ "$kind" = exit ] && [[ $rest =~ ^[0-9]+$ ]]; then
     if [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
       echo "run-in-guest: warning: guest did not power off after the command (log: $LOG)" >&2
+    fi
+    if sed -n '/^epolltrack-init: running command/,$p' "$LOG" | grep -q -E 'BUG: |Oops|WARNING: |Call Trace'; then
+      echo "run-in-guest: note: the guest kernel logged a BUG/WARNING/Oops during the command; see $LOG" >&2
     fi
     exit "$rest"
   fi
@@ -145,7 +157,8 @@ if [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
 fi
 if grep -q 'Kernel panic' "$LOG" 2>/dev/null; then
   echo "run-in-guest: KERNEL PANIC in the guest ($ID); log: $LOG" >&2
-  grep -m1 -B 30 -A 10 'Kernel panic' "$LOG" | sed 's/^/  | /' >&2
+  first=$(grep -n -m1 -E 'sysrq: |BUG: |Oops|general protection|Kernel panic' "$LOG" | cut -d: -f1)
+  sed -n "$((first > 3 ? first - 3 : 1)),$((first + 40))p" "$LOG" | sed 's/^/  | /' >&2
   exit 125
 fi
 echo "run-in-guest: the guest ($ID) ended without reporting an exit status (qemu exit $QRC); log: $LOG" >&2

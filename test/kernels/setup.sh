@@ -199,6 +199,11 @@ setup_kernel() {
   log "$id: ready ($kver) in $dir"
 }
 
+# one setup at a time (run-in-guest.sh calls setup.sh on every run)
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+
 for id in "$@"; do
   case $id in
     *[!0-9A-Za-z.+-]*|"") die "bad KERNEL_ID '$id'" ;;
