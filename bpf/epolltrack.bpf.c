@@ -120,22 +120,43 @@ static __always_inline __u32 cur_gen(void)
 	return v ? (__u32)*v : 0;
 }
 
-/* The file at @fd in @task's fd table, right now (NULL if none). */
-static __always_inline struct file *fd_file(struct task_struct *task, __u32 fd)
+/* A task's fd table, read once per event. */
+struct fdt_view {
+	struct file **arr;
+	__u32 max_fds;
+};
+
+static __always_inline bool fdt_of(struct task_struct *task, struct fdt_view *v)
 {
 	struct files_struct *files = BPF_CORE_READ(task, files);
-	struct file **arr;
-	struct file *f = NULL;
 	struct fdtable *fdt;
 
 	if (!files)
-		return NULL;
+		return false;
 	fdt = BPF_CORE_READ(files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt)
+		return false;
+	v->max_fds = BPF_CORE_READ(fdt, max_fds);
+	v->arr = BPF_CORE_READ(fdt, fd);
+	return true;
+}
+
+static __always_inline struct file *fdt_file(struct fdt_view *v, __u32 fd)
+{
+	struct file *f = NULL;
+
+	if (fd >= v->max_fds)
 		return NULL;
-	arr = BPF_CORE_READ(fdt, fd);
-	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), &v->arr[fd]);
 	return f;
+}
+
+/* The file at @fd in @task's fd table, right now (NULL if none). */
+static __always_inline struct file *fd_file(struct task_struct *task, __u32 fd)
+{
+	struct fdt_view v;
+
+	return fdt_of(task, &v) ? fdt_file(&v, fd) : NULL;
 }
 
 static __always_inline struct epitem *epi_of(struct hlist_node *node)
@@ -178,13 +199,16 @@ static __always_inline void handle_ctl(int epfd, int op, int fd)
 	struct et_reg_val val = {};
 	struct hlist_node *node;
 	struct file *ep_file, *tfile;
+	struct fdt_view fdt;
 	__u64 ep;
 	int i;
 
 	if (!tgid_wanted(tgid) || epfd < 0 || fd < 0)
 		return;
-	ep_file = fd_file(task, epfd);
-	tfile = fd_file(task, fd);
+	if (!fdt_of(task, &fdt))
+		return;
+	ep_file = fdt_file(&fdt, epfd);
+	tfile = fdt_file(&fdt, fd);
 	if (!ep_file || !tfile)
 		return;
 	ep = (__u64)BPF_CORE_READ(ep_file, private_data);
@@ -308,8 +332,18 @@ int tracepoint__syscalls__sys_exit_epoll_ctl(struct trace_event_raw_sys_exit *ct
 	/* One exit hook instead of an enter+exit pair: the syscall's arguments
 	 * are still in the task's saved user registers. */
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+#if defined(__TARGET_ARCH_x86)
+	{
+		/* dx, si, di are adjacent in x86's pt_regs: one read for all three. */
+		unsigned long a[3] = {};
+
+		bpf_probe_read_kernel(a, sizeof(a), (void *)regs + bpf_core_field_offset(struct pt_regs, dx));
+		handle_ctl((int)a[2], (int)a[1], (int)a[0]);
+	}
+#else
 	handle_ctl((int)PT_REGS_PARM1_CORE_SYSCALL(regs), (int)PT_REGS_PARM2_CORE_SYSCALL(regs),
 		   (int)PT_REGS_PARM3_CORE_SYSCALL(regs));
+#endif
 	return 0;
 }
 

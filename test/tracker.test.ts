@@ -43,13 +43,14 @@ function sameMemberships(a: Membership[], b: Membership[]): boolean {
   return true;
 }
 
-describe('Tracker (tracepoint mode on this kernel)', function () {
+describe(`Tracker (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, function () {
   let tracker: Tracker;
   let cleanup = () => {};
   const procs: Epctl[] = [];
 
   before(async function () {
     ({ tracker, cleanup } = await suiteTracker(this, 'tracker'));
+    if (process.env.EPOLLTRACK_MODE) expect(tracker.mode).to.equal(process.env.EPOLLTRACK_MODE);
   });
   afterEach(async () => {
     for (const p of procs.splice(0)) p.kill();

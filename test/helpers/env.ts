@@ -9,6 +9,9 @@ import { isNotSupported, load, openTracker, unload, type LoadOptions, type Track
 
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
+/** Hook mode the suites load (EPOLLTRACK_MODE=fentry|kprobe|tracepoint, default auto). */
+export const TEST_MODE = (process.env.EPOLLTRACK_MODE ?? 'auto') as LoadOptions['mode'];
+
 export function testPinDir(tag: string): string {
   return `/sys/fs/bpf/epolltrack-test-${process.pid}-${tag}`;
 }
@@ -17,7 +20,7 @@ export function testPinDir(tag: string): string {
 export async function suiteTracker(ctx: Mocha.Context, tag: string, opts: LoadOptions = {}): Promise<{ tracker: Tracker; pinDir: string; cleanup: () => void }> {
   const pinDir = testPinDir(tag);
   try {
-    load({ ...opts, pinDir });
+    load({ mode: TEST_MODE, ...opts, pinDir });
   } catch (err) {
     skipIfNotSupported(ctx, err);
     throw err;
