@@ -1,10 +1,10 @@
 /**
- * The fdinfo way: read /proc/PID/fdinfo of every fd of a process, parse the
- * `tfd:` lines of its epoll fds, and confirm each candidate with
+ * The fdinfo way: visit every fd of a process in /proc, parse the `tfd:` lines
+ * of its epoll fds' /proc/PID/fdinfo, and confirm each candidate with
  * kcmp(KCMP_EPOLL_TFD). This is the known userspace method epolltrack is
  * compared against, and the fallback when the fast path cannot be sure.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { BadFdError, BadInputError, NoSuchProcessError, PermissionError } from './errors.js';
 import { KCMP_FILE, kcmp, kcmpEpollTfd } from './native.js';
 
@@ -68,23 +68,28 @@ export function checkTarget(pid: number, fd: number): bigint {
   }
 }
 
-/** All registrations in every epoll fd of `pid`, by fd (reads the fdinfo of every fd). */
+/**
+ * All registrations in every epoll fd of `pid`, by fd. Visits every fd of the
+ * process: readlink /proc/PID/fd/N (cheaper than reading every fdinfo file, and
+ * the fastest form of the fdinfo way measured here), then reads the fdinfo of
+ * the epoll fds only.
+ */
 export function epollFdinfos(pid: number): Map<number, FdinfoEntry[]> {
   const out = new Map<number, FdinfoEntry[]>();
   let names: string[];
   try {
-    names = readdirSync(`/proc/${pid}/fdinfo`);
+    names = readdirSync(`/proc/${pid}/fd`);
   } catch {
     return out;
   }
   for (const name of names) {
     let text: string;
     try {
+      if (readlinkSync(`/proc/${pid}/fd/${name}`) !== 'anon_inode:[eventpoll]') continue;
       text = readFileSync(`/proc/${pid}/fdinfo/${name}`, 'latin1');
     } catch {
       continue; // closed meanwhile
     }
-    if (!text.includes('tfd:')) continue;
     out.set(Number(name), parseEpollFdinfo(text));
   }
   return out;

@@ -1,0 +1,155 @@
+/**
+ * `epolltrack bench`: verified lookups through the tracker against the fdinfo
+ * way, in the same run, on one process holding N fds; plus what tracking adds
+ * to an epoll_ctl ADD+DEL pair and to an unrelated syscall.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { DEFAULT_PIN_DIR } from '../loader/constants.js';
+import { isLoaded, load, unload } from '../loader/load.js';
+import { packageRoot } from './bpfobject.js';
+import { fdinfoMemberships } from './fdinfo.js';
+import { openTracker, type Tracker } from './tracker.js';
+
+export interface Timing { median: number; min: number; max: number; n: number }
+export interface LookupRow { fds: number; memberships: number; bpf: Timing; fdinfo: Timing; ratio: number; source: string }
+export interface BenchResult {
+  machine: string;
+  kernel: string;
+  date: string;
+  mode: string;
+  lookups: LookupRow[];
+  /** bpf median at the largest N over the smallest (flat = 1) */
+  flatness: number;
+  syscalls?: { baseline: CtlCost; tracked: CtlCost; ctlPairRatio: number; getppidRatio: number } | { skipped: string };
+}
+interface CtlCost { ctl_pair_ns: number; getppid_ns: number }
+
+function timing(samples: number[]): Timing {
+  const s = [...samples].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+function time(fn: () => unknown, n: number, budgetMs: number): number[] {
+  const out: number[] = [];
+  const end = Date.now() + budgetMs;
+  for (let i = 0; i < n && (i < 3 || Date.now() < end); i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    out.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  return out;
+}
+
+/** A fixture process that grows to N fds with a few registrations. */
+async function fixture(): Promise<{ pid: number; cmd: (c: string) => Promise<number[]>; stop: () => void }> {
+  const child = spawn(join(packageRoot(), 'build', 'bin', 'epctl'), [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: child.stdout! });
+  const waiters: ((l: string) => void)[] = [];
+  rl.on('line', (l) => waiters.shift()?.(l));
+  const cmd = (c: string) => new Promise<number[]>((resolve, reject) => {
+    waiters.push((l) => (l.startsWith('ok') ? resolve(l.split(' ').slice(1).map(Number)) : reject(new Error(`fixture: ${c}: ${l}`))));
+    child.stdin!.write(`${c}\n`);
+  });
+  await cmd('pid');
+  return { pid: child.pid!, cmd, stop: () => { child.stdin!.end(); child.kill('SIGKILL'); } };
+}
+
+function ctlCost(): CtlCost {
+  return JSON.parse(execFileSync(join(packageRoot(), 'build', 'bin', 'ctlbench'), ['200000'], { encoding: 'utf8' })) as CtlCost;
+}
+
+export interface BenchOptions { fds?: number[]; pinDir?: string; iterations?: number; log?: (s: string) => void }
+
+export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
+  const log = opts.log ?? (() => {});
+  const sizes = (opts.fds ?? [1000, 10000, 19000]).sort((a, b) => a - b);
+  const iterations = opts.iterations ?? 2000;
+  const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
+  const ownTracker = !isLoaded(pinDir);
+  // The syscall baseline needs a kernel where no tracker is attached.
+  const otherTracker = isLoaded(DEFAULT_PIN_DIR) && pinDir !== DEFAULT_PIN_DIR;
+  let baseline: CtlCost | undefined;
+  if (ownTracker && !otherTracker) {
+    log('measuring epoll_ctl and getppid without the tracker');
+    baseline = ctlCost();
+  }
+  if (ownTracker) load({ pinDir });
+  let tracker: Tracker | undefined;
+  const fx = await fixture();
+  try {
+    tracker = await openTracker({ pinDir });
+    // A socket in three epolls, a pipe in one.
+    const [ep1] = await fx.cmd('create');
+    const [ep2] = await fx.cmd('create');
+    const [ep3] = await fx.cmd('create');
+    const [s] = await fx.cmd('socketpair');
+    const [r] = await fx.cmd('pipe');
+    await fx.cmd(`add ${ep1} ${s} 5 1`);
+    await fx.cmd(`add ${ep2} ${s} 1 2`);
+    await fx.cmd(`add ${ep3} ${s} 80000001 3`);
+    await fx.cmd(`add ${ep1} ${r} 1 4`);
+    const rows: LookupRow[] = [];
+    for (const n of sizes) {
+      const [have] = await fx.cmd(`nfds ${n}`);
+      log(`${have} fds: timing lookups`);
+      const t = tracker;
+      const found = t.membershipsOf(fx.pid, s);
+      const source = t.lastLookup.source;
+      const b = time(() => t.membershipsOf(fx.pid, s), iterations, 3000);
+      const f = time(() => fdinfoMemberships(fx.pid, s), Math.max(5, Math.min(50, Math.round(200000 / n))), 8000);
+      const bt = timing(b);
+      const ft = timing(f);
+      rows.push({ fds: have, memberships: found.length, bpf: bt, fdinfo: ft, ratio: ft.median / bt.median, source });
+    }
+    let syscalls: BenchResult['syscalls'];
+    if (baseline) {
+      log('measuring epoll_ctl and getppid with the tracker');
+      const tracked = ctlCost();
+      syscalls = {
+        baseline, tracked,
+        ctlPairRatio: tracked.ctl_pair_ns / baseline.ctl_pair_ns,
+        getppidRatio: tracked.getppid_ns / baseline.getppid_ns,
+      };
+    } else {
+      syscalls = { skipped: otherTracker ? `a tracker is loaded at ${DEFAULT_PIN_DIR}: no clean baseline` : `bench used the tracker already loaded at ${pinDir}` };
+    }
+    const os = await import('node:os');
+    return {
+      machine: `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+      kernel: os.release(),
+      date: new Date().toISOString(),
+      mode: tracker.mode ?? 'unknown',
+      lookups: rows,
+      flatness: rows[rows.length - 1].bpf.median / rows[0].bpf.median,
+      syscalls,
+    };
+  } finally {
+    tracker?.close();
+    fx.stop();
+    if (ownTracker) unload({ pinDir });
+  }
+}
+
+const us = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(1)} µs`);
+
+export function formatBench(r: BenchResult): string {
+  const lines = [
+    `epolltrack bench — ${r.machine}, kernel ${r.kernel}, ${r.mode} mode, ${r.date.slice(0, 10)}`,
+    '',
+    '   fds  regs  tracker median (min–max)        fdinfo median (min–max)          fdinfo/tracker',
+  ];
+  for (const x of r.lookups) {
+    lines.push(`${String(x.fds).padStart(6)}  ${String(x.memberships).padStart(4)}  ${`${us(x.bpf.median)} (${us(x.bpf.min)}–${us(x.bpf.max)})`.padEnd(32)} ${`${us(x.fdinfo.median)} (${us(x.fdinfo.min)}–${us(x.fdinfo.max)})`.padEnd(32)} ${x.ratio.toFixed(0)}x${x.source !== 'bpf' ? ` (${x.source})` : ''}`);
+  }
+  lines.push('', `tracker lookup, largest N / smallest N: ${r.flatness.toFixed(2)}x`);
+  if (r.syscalls && 'baseline' in r.syscalls) {
+    const s = r.syscalls;
+    lines.push(`epoll_ctl ADD+DEL pair: ${s.baseline.ctl_pair_ns.toFixed(0)} ns -> ${s.tracked.ctl_pair_ns.toFixed(0)} ns (${s.ctlPairRatio.toFixed(2)}x)`);
+    lines.push(`getppid (unrelated):    ${s.baseline.getppid_ns.toFixed(0)} ns -> ${s.tracked.getppid_ns.toFixed(0)} ns (${s.getppidRatio.toFixed(2)}x)`);
+  } else if (r.syscalls) {
+    lines.push(`syscall overhead: skipped (${r.syscalls.skipped})`);
+  }
+  return lines.join('\n');
+}
