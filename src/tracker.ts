@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import { DEFAULT_PIN_DIR, ITER_PROG, MAP, type Mode } from '../loader/constants.js';
-import { isLoaded, load, readState, type LoadOptions } from '../loader/load.js';
+import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../loader/load.js';
 import { BpfObject, destroyLink, readIter } from './bpfobject.js';
 import { BadFdError, NoSuchProcessError, NotLoadedError } from './errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
@@ -267,6 +267,7 @@ export class Tracker {
 /** Open the loaded tracker (or load it first with `{ load: true }`). */
 export async function openTracker(opts: TrackerOptions = {}): Promise<Tracker> {
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  requireRoot(); // the pins are root-only: say so rather than "not loaded"
   if (!isLoaded(pinDir)) {
     if (!opts.load) throw new NotLoadedError(`the tracker is not loaded at ${pinDir}: run \`epolltrack load\``);
     load({ ...(typeof opts.load === 'object' ? opts.load : {}), pinDir });

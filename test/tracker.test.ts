@@ -261,3 +261,32 @@ describe('Tracker cold start', function () {
     expect(rows.map((x) => [x.fd, x.tfd, x.epfd])).to.deep.equal([[r, r, dupEp], [s, s, dupEp]]);
   });
 });
+
+describe('Tracker with full maps', function () {
+  const procs: Epctl[] = [];
+  let cleanup = () => {};
+  after(() => { for (const p of procs) p.kill(); cleanup(); });
+
+  it('counts and reports a full map, and lookups stay exact', async function () {
+    const suite = await suiteTracker(this, 'full', { maxRegs: 4, maxEpolls: 2 });
+    cleanup = suite.cleanup;
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const eps: number[] = [];
+    for (let i = 0; i < 4; i++) eps.push((await p.cmd('create'))[0]);
+    const targets: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const [r] = await p.cmd('pipe');
+      targets.push(r);
+      for (const ep of eps) await p.cmd(`add ${ep} ${r} 1 ${ep * 100 + r}`);
+    }
+    const st = suite.tracker.stats().kernel;
+    expect(Number(st.regsFull), 'regs full').to.be.greaterThan(0);
+    expect(Number(st.epollsFull), 'epolls full').to.be.greaterThan(0);
+    for (const r of targets) {
+      const got = suite.tracker.membershipsOf(p.pid, r);
+      expect(sameMemberships(got, fdinfoMemberships(p.pid, r)), `fd ${r} (${suite.tracker.lastLookup.source})`).to.equal(true);
+      expect(got).to.have.length(4);
+    }
+  });
+});
