@@ -9,6 +9,7 @@ import {
 } from './index.js';
 import { bench, formatBench } from './bench.js';
 import { decodeEvents } from './events.js';
+import { parseEndpoint } from './seccomp.js';
 
 class UsageError extends Error {}
 
@@ -173,6 +174,19 @@ const commands: Record<string, Command> = {
       out(formatBench(r));
     },
   },
+  supervise: {
+    summary: 'run a command with its connect()s to FROM served by sockets made here, epoll kept exact',
+    usage: 'epolltrack supervise [--redirect FROM=TO]... [--no-epoll-fixup] [--verbose] [--pin-dir DIR] -- CMD [ARGS...]\n  FROM and TO are IP:PORT or [IPv6]:PORT',
+    options: { ...pinDirOpt, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
+    async run(v, pos) {
+      if (!pos.length) throw new UsageError('supervise needs a command after --');
+      const { runSupervise } = await import('./supervise-cli.js');
+      process.exitCode = await runSupervise({
+        redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
+        fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v), cmd: pos,
+      });
+    },
+  },
   demo: {
     summary: 'show the tracker answering for a live process (loads it if needed)',
     usage: 'epolltrack demo',
@@ -183,6 +197,16 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+function parseRedirects(list: string[] | undefined) {
+  return (list ?? []).map((r) => {
+    const i = r.lastIndexOf('=');
+    const from = i > 0 ? parseEndpoint(r.slice(0, i)) : undefined;
+    const to = i > 0 ? parseEndpoint(r.slice(i + 1)) : undefined;
+    if (!from || !to) throw new UsageError(`--redirect takes FROM=TO with IP:PORT or [IPv6]:PORT, got '${r}'`);
+    return { from, to };
+  });
+}
 
 function help(): string {
   const w = Math.max(...Object.keys(commands).map((c) => c.length));
@@ -215,7 +239,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
     await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`epolltrack ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);

@@ -190,6 +190,16 @@ export class Tracker {
     return found;
   }
 
+  /**
+   * Record that the epoll instance at pid:fd can be found there (after a helper
+   * process touched it, its own short-lived fd would otherwise be the location).
+   */
+  noteEpoll(pid: number, fd: number): void {
+    this.assertOpen();
+    const r = this.raw(pid, fd);
+    if (r && r.hdr.status === LK_STATUS.ok && r.hdr.fOp === this.epollFops) putLoc(this.fds.epolls, r.hdr.priv, { tgid: pid, fd });
+  }
+
   /** Reconcile the maps with the kernel (cold start, and removals the hooks cannot see). */
   resync(): SeedResult {
     this.assertOpen();

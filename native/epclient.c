@@ -1,0 +1,184 @@
+/* epclient: registers a TCP socket in epoll BEFORE connect(), connects, waits
+ * for EPOLLOUT, sends "ping\n", reads the answer through epoll, then checks
+ * that EPOLL_CTL_MOD and EPOLL_CTL_DEL on the socket still work. Prints one
+ * JSON line per connection. A broken registration shows as "timeout".
+ *
+ * Usage: epclient [options] IP PORT
+ *   --block        blocking connect (default non-blocking)
+ *   --et --oneshot --exclusive    epoll flags
+ *   --epolls N     register in N epoll instances (1-2)
+ *   --dup          dup() the socket before connect (the old file stays alive)
+ *   --fork         fork before connect: a child shares the epoll and the socket
+ *   --threads N    N threads, each with its own socket, one shared epoll
+ *   --timeout MS   how long to wait for each event (default 3000)
+ *   --sleep MS     sleep before exiting (lets a test look at the process)
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int opt_block, opt_et, opt_oneshot, opt_excl, opt_epolls = 1, opt_dup, opt_fork, opt_threads = 1;
+static int opt_timeout = 3000, opt_sleep;
+static struct sockaddr_storage addr;
+static socklen_t addrlen;
+static int shared_ep[2] = { -1, -1 };
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Wait on @ep until @fd reports one of @want; returns the events or 0 on timeout. */
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned wait_for(int ep, int fd, unsigned want)
+{
+	struct epoll_event evs[16];
+	long end = now_ms() + opt_timeout;
+
+	while (now_ms() < end) {
+		int n = epoll_wait(ep, evs, 16, 50);
+		for (int i = 0; i < n; i++)
+			if ((int)evs[i].data.u64 == fd && (evs[i].events & want))
+				return evs[i].events;
+		if (n > 0)
+			usleep(1000); /* level-triggered events we do not want come back at once */
+	}
+	return 0;
+}
+
+static void *one(void *arg)
+{
+	int idx = (int)(long)arg, s, r, cerr = 0, mod = -1, del = -1, dupfd = -1;
+	unsigned out_ev = 0, in_ev = 0, base = EPOLLIN | EPOLLOUT;
+	char reply[64] = "";
+	int eps[2];
+
+	s = socket(addr.ss_family, SOCK_STREAM | (opt_block ? 0 : SOCK_NONBLOCK), 0);
+	if (opt_et)
+		base |= EPOLLET;
+	if (opt_oneshot)
+		base |= EPOLLONESHOT;
+	if (opt_excl)
+		base = (base & ~EPOLLONESHOT) | EPOLLEXCLUSIVE;
+	for (int i = 0; i < opt_epolls; i++) {
+		struct epoll_event ev = { .events = base, .data.u64 = s };
+		eps[i] = shared_ep[i] >= 0 ? shared_ep[i] : epoll_create1(0);
+		if (epoll_ctl(eps[i], EPOLL_CTL_ADD, s, &ev))
+			perror("epoll_ctl ADD");
+	}
+	if (opt_dup)
+		dupfd = dup(s);
+	if (opt_fork && fork() == 0) {
+		sleep(30); /* holds the epoll and the old socket */
+		_exit(0);
+	}
+	r = connect(s, (struct sockaddr *)&addr, addrlen);
+	cerr = r ? errno : 0;
+	if (r == 0 || cerr == EINPROGRESS) {
+		out_ev = wait_for(eps[0], s, EPOLLOUT);
+		if (out_ev && write(s, "ping\n", 5) == 5) {
+			if (opt_oneshot) { /* re-arm for the answer */
+				struct epoll_event ev = { .events = (base & ~EPOLLOUT), .data.u64 = s };
+				epoll_ctl(eps[0], EPOLL_CTL_MOD, s, &ev);
+			}
+			in_ev = wait_for(eps[0], s, EPOLLIN);
+			if (in_ev) {
+				ssize_t n = read(s, reply, sizeof(reply) - 1);
+				reply[n > 0 ? n : 0] = 0;
+				reply[strcspn(reply, "\r\n\"\\")] = 0;
+			}
+		}
+	}
+	{
+		struct epoll_event ev = { .events = EPOLLIN | (opt_excl ? EPOLLEXCLUSIVE : 0), .data.u64 = s };
+		mod = epoll_ctl(eps[0], EPOLL_CTL_MOD, s, &ev) ? errno : 0;
+		if (opt_excl && mod == EINVAL)
+			mod = 0; /* MOD is never allowed on EPOLLEXCLUSIVE registrations */
+		for (int i = 0; i < opt_epolls; i++) {
+			int d = epoll_ctl(eps[i], EPOLL_CTL_DEL, s, &ev) ? errno : 0;
+			if (i == 0 || d)
+				del = d;
+		}
+	}
+	pthread_mutex_lock(&out_lock);
+	printf("{\"i\":%d,\"pid\":%d,\"fd\":%d,\"connect\":\"%s\",\"out\":%s,\"in\":%s,\"reply\":\"%s\",\"mod\":%d,\"del\":%d}\n",
+	       idx, getpid(), s, cerr ? strerror(cerr) : "ok", out_ev ? "true" : "false", in_ev ? "true" : "false",
+	       reply, mod, del);
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+	if (dupfd >= 0)
+		close(dupfd);
+	close(s);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int i;
+	pthread_t th[64];
+
+	signal(SIGCHLD, SIG_IGN);
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+		if (!strcmp(argv[i], "--block")) opt_block = 1;
+		else if (!strcmp(argv[i], "--et")) opt_et = 1;
+		else if (!strcmp(argv[i], "--oneshot")) opt_oneshot = 1;
+		else if (!strcmp(argv[i], "--exclusive")) opt_excl = 1;
+		else if (!strcmp(argv[i], "--dup")) opt_dup = 1;
+		else if (!strcmp(argv[i], "--fork")) opt_fork = 1;
+		else if (!strcmp(argv[i], "--epolls") && i + 1 < argc) opt_epolls = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--threads") && i + 1 < argc) opt_threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) opt_timeout = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--sleep") && i + 1 < argc) opt_sleep = atoi(argv[++i]);
+		else { fprintf(stderr, "epclient: unknown option %s\n", argv[i]); return 2; }
+	}
+	if (argc - i != 2 || opt_epolls < 1 || opt_epolls > 2 || opt_threads < 1 || opt_threads > 64) {
+		fprintf(stderr, "usage: epclient [options] IP PORT\n");
+		return 2;
+	}
+	{
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
+		int port = atoi(argv[i + 1]);
+
+		if (inet_pton(AF_INET, argv[i], &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons(port);
+			addrlen = sizeof(*a4);
+		} else if (inet_pton(AF_INET6, argv[i], &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(port);
+			addrlen = sizeof(*a6);
+		} else {
+			fprintf(stderr, "epclient: bad address %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (opt_threads > 1) {
+		for (int e = 0; e < opt_epolls; e++)
+			shared_ep[e] = epoll_create1(0);
+		for (int t = 0; t < opt_threads; t++)
+			pthread_create(&th[t], NULL, one, (void *)(long)t);
+		for (int t = 0; t < opt_threads; t++)
+			pthread_join(th[t], NULL);
+	} else {
+		one(0);
+	}
+	if (opt_sleep)
+		usleep(opt_sleep * 1000);
+	return 0;
+}

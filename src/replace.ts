@@ -1,0 +1,138 @@
+/**
+ * replaceFd: install a new file at fd N of a process that is stopped in a
+ * seccomp notification, and move every epoll registration keyed (old file, N)
+ * to (new file, N), same epoll instance, events and data.
+ *
+ * Order, so that a failure leaves nothing half-done:
+ *   1. take a reference to the old file (pidfd_getfd) and read its registrations;
+ *   2. ADD (new file, N) to each of those epolls (helper with its own fd table);
+ *      a failure here DELs what was added and nothing else changed;
+ *   3. ADDFD with SETFD puts the new file at N; a failure undoes step 2;
+ *   4. DEL (old file, N) from each epoll: the old file may live on elsewhere
+ *      (dup, fork, SCM_RIGHTS), and its stale registration must go;
+ *   5. drop our references.
+ */
+import { BadFdError, EpolltrackError, NoSuchProcessError } from './errors.js';
+import { fdinfoMemberships, type Membership } from './fdinfo.js';
+import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, FixupError, FixupHelper } from './fixup.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { addFdAt, fdCloexec, tgidOf } from './seccomp.js';
+import type { Tracker } from './tracker.js';
+
+/** A pending seccomp notification whose caller gets the new file. */
+export interface ReplaceTarget {
+  /** the seccomp listener fd, in this process */
+  listenerFd: number;
+  /** the notification id */
+  id: bigint;
+  /** the caller (thread id or process id) */
+  pid: number;
+  /** fd number in the caller to replace */
+  fd: number;
+}
+
+export interface ReplaceOptions {
+  /** where registrations come from; without it, the fdinfo way */
+  tracker?: Tracker;
+  /** move epoll registrations (default true); false shows the breakage */
+  fixup?: boolean;
+  /** close-on-exec for the installed fd (default: as the replaced fd) */
+  cloexec?: boolean;
+  /** a helper to reuse (one is started and stopped otherwise) */
+  helper?: FixupHelper;
+}
+
+export interface ReplaceResult {
+  /** the registrations moved, as they were before the swap */
+  moved: Membership[];
+  source: 'bpf' | 'fdinfo' | 'none';
+  micros: number;
+  lookupMicros: number;
+}
+
+export class ReplaceError extends EpolltrackError {
+  /** errno the intercepted syscall should fail with */
+  readonly errno: number;
+  constructor(message: string, errnoValue: number, cause?: unknown) {
+    super(message, { cause });
+    this.errno = errnoValue;
+  }
+}
+Object.defineProperty(ReplaceError.prototype, 'name', { value: 'ReplaceError', enumerable: false });
+
+function whyAdd(e: number): string {
+  switch (e) {
+    case 1: return 'the replacement file is not pollable (epoll_ctl ADD: EPERM)';
+    case 40: return 'the replacement is an epoll whose nesting would make a loop or go too deep (ELOOP)';
+    case 22: return 'epoll refused the registration for the replacement (EINVAL: e.g. an epoll added to itself, or bad flags)';
+    case 17: return 'the epoll already holds the replacement under that fd number (EEXIST)';
+    case 28: return 'the user\'s epoll watch limit is reached (ENOSPC: max_user_watches)';
+    default: return `epoll_ctl ADD failed with errno ${e}`;
+  }
+}
+
+export async function replaceFd(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): Promise<ReplaceResult> {
+  const t0 = process.hrtime.bigint();
+  const tgid = tgidOf(target.pid);
+  if (tgid === undefined) throw new NoSuchProcessError(`no process ${target.pid}`);
+  const helper = opts.helper ?? new FixupHelper();
+  const pidfd = pidfdOpen(tgid);
+  if (pidfd < 0) throw new NoSuchProcessError(`no process ${tgid}`);
+  let oldCopy = -1;
+  const added: Membership[] = [];
+  try {
+    // 1. Keep the old file alive until we are done with it, and read where it is registered.
+    oldCopy = pidfdGetfd(pidfd, target.fd);
+    if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
+    const cloexec = opts.cloexec ?? fdCloexec(tgid, target.fd);
+    const fixup = opts.fixup ?? true;
+    let regs: Membership[] = [];
+    let source: ReplaceResult['source'] = 'none';
+    const l0 = process.hrtime.bigint();
+    if (fixup) {
+      const all = opts.tracker ? opts.tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
+      source = opts.tracker ? opts.tracker.lastLookup.source : 'fdinfo';
+      regs = all.filter((m) => m.tfd === target.fd);
+    }
+    const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
+
+    // 2. (new file, N) into each epoll.
+    for (const m of regs) {
+      try {
+        await helper.ctl({ op: EPOLL_CTL_ADD, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: newFd }, tfd: target.fd, events: m.events, data: m.data });
+      } catch (err) {
+        const e = err instanceof FixupError ? err.errno : 5;
+        throw new ReplaceError(`cannot move the epoll registration of fd ${target.fd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(e)}`, e, err);
+      }
+      added.push(m);
+    }
+
+    // 3. The swap itself.
+    const r = addFdAt(target.listenerFd, target.id, newFd, target.fd, cloexec);
+    if (r < 0) {
+      const e = -r;
+      throw new ReplaceError(e === 2
+        ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
+        : `SECCOMP_IOCTL_NOTIF_ADDFD failed with errno ${e}`, e === 2 ? 3 : e);
+    }
+    const moved = [...added];
+    added.length = 0; // committed: no rollback from here on
+
+    // 4. Drop the stale (old file, N) registrations.
+    for (const m of moved) {
+      await helper.ctl({ op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: oldCopy }, tfd: target.fd, events: 0, data: 0n })
+        .catch(() => undefined); // ENOENT: already gone with the file
+      opts.tracker?.noteEpoll(m.epollPid, m.epfd);
+    }
+    return { moved, source, micros: Number(process.hrtime.bigint() - t0) / 1000, lookupMicros };
+  } finally {
+    // Roll back additions that were not committed.
+    for (const m of added) {
+      await helper.ctl({ op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: newFd }, tfd: target.fd, events: 0, data: 0n })
+        .catch(() => undefined);
+    }
+    closeFd(oldCopy);
+    closeFd(pidfd);
+    if (!opts.helper) helper.close();
+  }
+}

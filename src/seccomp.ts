@@ -1,0 +1,316 @@
+/**
+ * seccomp user notification, sockets and process memory through koffi: the
+ * mechanics the supervisor is built from. Blocking waits run on libuv's thread
+ * pool (koffi async calls), never on the event loop.
+ */
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import koffi from 'koffi';
+import { closeFd, errno, libc } from './native.js';
+
+// ---- ioctls -------------------------------------------------------------------
+// _IOWR('!', 0, struct seccomp_notif) etc. (include/uapi/linux/seccomp.h)
+const NOTIF_RECV = 0xc0502100;
+const NOTIF_SEND = 0xc0182101;
+const NOTIF_ID_VALID = 0x40082102;
+const NOTIF_ADDFD = 0x40182103;
+const ADDFD_FLAG_SETFD = 1;
+export const USER_NOTIF_FLAG_CONTINUE = 1;
+
+export const SYS_CONNECT = 42;
+
+/** struct seccomp_notif (80 bytes): id, pid, flags, seccomp_data { nr, arch, ip, args[6] } */
+export interface Notification {
+  id: bigint;
+  /** thread id of the caller, in the supervisor's pid namespace */
+  pid: number;
+  nr: number;
+  arch: number;
+  args: bigint[];
+}
+
+let sys: ReturnType<typeof bind> | undefined;
+function bind() {
+  const lib = koffi.load('libc.so.6');
+  return {
+    ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    getsockname: lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
+    getpeername: lib.func('int getpeername(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, long arg)'),
+  };
+}
+export function c(): ReturnType<typeof bind> {
+  sys ??= bind();
+  return sys;
+}
+
+/** Wait (on the thread pool) until fd is ready for `events` or the timeout passes; resolves revents (0 on timeout). */
+export function pollAsync(fd: number, events: number, timeoutMs: number): Promise<number> {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(events, 4);
+  return new Promise((resolve, reject) => {
+    c().poll.async(pfd, 1, timeoutMs, (err: unknown, r: number) => {
+      if (err) return reject(err);
+      if (r < 0) return resolve(-1);
+      resolve(pfd.readInt16LE(6) & 0xffff);
+    });
+  });
+}
+export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
+
+/** Receive one notification (the listener must be readable, or this blocks). */
+export function recvNotification(listenerFd: number): Notification | { errno: number } {
+  const b = Buffer.alloc(80);
+  if ((c().ioctl(listenerFd, NOTIF_RECV, b) as number) < 0) return { errno: errno() };
+  const args: bigint[] = [];
+  for (let i = 0; i < 6; i++) args.push(b.readBigUInt64LE(32 + i * 8));
+  return { id: b.readBigUInt64LE(0), pid: b.readUInt32LE(8), nr: b.readInt32LE(16), arch: b.readUInt32LE(20), args };
+}
+
+/** Is the notification still pending (the caller has not died or been interrupted)? */
+export function notificationValid(listenerFd: number, id: bigint): boolean {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(id);
+  return (c().ioctl(listenerFd, NOTIF_ID_VALID, b) as number) === 0;
+}
+
+/** Answer a notification: the syscall returns `val`, or fails with `error` (positive errno), or continues in the kernel. */
+export function respond(listenerFd: number, id: bigint, r: { val?: number; error?: number; continue?: boolean }): number {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(id, 0);
+  b.writeBigInt64LE(BigInt(r.val ?? 0), 8);
+  b.writeInt32LE(r.error ? -Math.abs(r.error) : 0, 16);
+  b.writeUInt32LE(r.continue ? USER_NOTIF_FLAG_CONTINUE : 0, 20);
+  return (c().ioctl(listenerFd, NOTIF_SEND, b) as number) < 0 ? errno() : 0;
+}
+
+/** Install `srcFd` into the caller at exactly `targetFd` (SECCOMP_ADDFD_FLAG_SETFD). Returns the fd or -errno. */
+export function addFdAt(listenerFd: number, id: bigint, srcFd: number, targetFd: number, cloexec: boolean): number {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(id, 0);
+  b.writeUInt32LE(ADDFD_FLAG_SETFD, 8);
+  b.writeUInt32LE(srcFd, 12);
+  b.writeUInt32LE(targetFd, 16);
+  b.writeUInt32LE(cloexec ? 0o2000000 : 0, 20);
+  const r = c().ioctl(listenerFd, NOTIF_ADDFD, b) as number;
+  return r < 0 ? -errno() : r;
+}
+
+// ---- caller memory --------------------------------------------------------------
+
+/**
+ * Read `len` bytes at `addr` of process `pid` (bounded by the caller). Returns
+ * undefined when the address is not readable (the syscall would get EFAULT).
+ */
+export function readMemory(pid: number, addr: bigint, len: number): Buffer | undefined {
+  if (len === 0) return Buffer.alloc(0);
+  if (addr <= 0n || addr + BigInt(len) > 0x7fffffffffffn) return undefined;
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/mem`, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const b = Buffer.alloc(len);
+    const n = readSync(fd, b, 0, len, Number(addr));
+    return n === len ? b : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Thread id -> process id (Tgid), or undefined if the thread is gone. */
+export function tgidOf(tid: number): number | undefined {
+  try {
+    const m = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The close-on-exec flag of pid:fd (from /proc/PID/fdinfo "flags:", octal). */
+export function fdCloexec(pid: number, fd: number): boolean {
+  try {
+    const m = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+    return m ? (parseInt(m[1], 8) & 0o2000000) !== 0 : false;
+  } catch {
+    return false;
+  }
+}
+
+// ---- sockets -------------------------------------------------------------------
+
+export const AF_INET = 2, AF_INET6 = 10;
+export const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1, IPPROTO_TCP = 6;
+const SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9, SO_REUSEPORT = 15;
+const SO_PROTOCOL = 38, SO_DOMAIN = 39;
+const TCP_NODELAY = 1;
+const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+export const EINPROGRESS = 115, EINVAL = 22, EFAULT = 14, EBADF = 9, ENOTSOCK = 88, ETIMEDOUT = 110;
+
+export interface SockAddr { family: number; ip: string; port: number }
+
+export function parseSockaddr(b: Buffer): SockAddr | undefined {
+  if (b.length < 2) return undefined;
+  const family = b.readUInt16LE(0);
+  if (family === AF_INET && b.length >= 16) {
+    return { family, ip: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port: b.readUInt16BE(2) };
+  }
+  if (family === AF_INET6 && b.length >= 28) {
+    const parts: string[] = [];
+    for (let i = 0; i < 8; i++) parts.push(b.readUInt16BE(8 + i * 2).toString(16));
+    return { family, ip: compressV6(parts.join(':')), port: b.readUInt16BE(2) };
+  }
+  return undefined;
+}
+
+function compressV6(full: string): string {
+  const best = full.replace(/(^|:)0(:0)+(:|$)/, '::');
+  return best.replace(/:{3,}/, '::');
+}
+
+export function encodeSockaddr(a: SockAddr): Buffer {
+  if (a.family === AF_INET) {
+    const b = Buffer.alloc(16);
+    b.writeUInt16LE(AF_INET, 0);
+    b.writeUInt16BE(a.port, 2);
+    a.ip.split('.').forEach((o, i) => { b[4 + i] = Number(o); });
+    return b;
+  }
+  const b = Buffer.alloc(28);
+  b.writeUInt16LE(AF_INET6, 0);
+  b.writeUInt16BE(a.port, 2);
+  const groups = expandV6(a.ip);
+  groups.forEach((g, i) => b.writeUInt16BE(g, 8 + i * 2));
+  return b;
+}
+
+function expandV6(ip: string): number[] {
+  const [head, tail] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
+  const fill = tail !== undefined ? 8 - h.length - t.length : 0;
+  return [...h, ...Array(fill).fill('0'), ...t].map((x) => parseInt(x || '0', 16));
+}
+
+export function formatSockaddr(a: SockAddr): string {
+  return a.family === AF_INET6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+/** "IP:PORT" or "[IPv6]:PORT" */
+export function parseEndpoint(s: string): SockAddr | undefined {
+  const m6 = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s);
+  if (m6) {
+    const port = Number(m6[2]);
+    if (port > 65535) return undefined;
+    return { family: AF_INET6, ip: compressV6(expandV6(m6[1].toLowerCase()).map((g) => g.toString(16)).join(':')), port };
+  }
+  const m4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(s);
+  if (m4) {
+    const oct = m4.slice(1, 5).map(Number);
+    const port = Number(m4[5]);
+    if (oct.some((o) => o > 255) || port > 65535) return undefined;
+    return { family: AF_INET, ip: oct.join('.'), port };
+  }
+  return undefined;
+}
+
+export function sameAddr(a: SockAddr, b: SockAddr): boolean {
+  return a.family === b.family && a.port === b.port && a.ip === b.ip;
+}
+
+function getInt(fd: number, level: number, name: number): number | undefined {
+  const v = Buffer.alloc(4);
+  const len = [4];
+  return (c().getsockopt(fd, level, name, v, len) as number) === 0 ? v.readInt32LE(0) : undefined;
+}
+
+function setInt(fd: number, level: number, name: number, value: number): boolean {
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value);
+  return (c().setsockopt(fd, level, name, v, 4) as number) === 0;
+}
+
+export interface SocketInfo {
+  domain: number;
+  type: number;
+  protocol: number;
+  nonblock: boolean;
+  connected: boolean;
+  /** socket options a caller may set before connect, copied to a replacement */
+  options: { level: number; name: number; value: number; label: string }[];
+  localPort: number;
+}
+
+const COPIED: [number, number, string][] = [
+  [SOL_SOCKET, SO_REUSEADDR, 'SO_REUSEADDR'], [SOL_SOCKET, SO_REUSEPORT, 'SO_REUSEPORT'],
+  [SOL_SOCKET, SO_KEEPALIVE, 'SO_KEEPALIVE'], [SOL_SOCKET, SO_RCVBUF, 'SO_RCVBUF'],
+  [SOL_SOCKET, SO_SNDBUF, 'SO_SNDBUF'], [IPPROTO_TCP, TCP_NODELAY, 'TCP_NODELAY'],
+];
+
+/** What a socket is and how its owner set it up; undefined if fd is not a socket. */
+export function socketInfo(fd: number): SocketInfo | undefined {
+  const type = getInt(fd, SOL_SOCKET, SO_TYPE);
+  if (type === undefined) return undefined;
+  const domain = getInt(fd, SOL_SOCKET, SO_DOMAIN) ?? 0;
+  const protocol = getInt(fd, SOL_SOCKET, SO_PROTOCOL) ?? 0;
+  const flags = c().fcntl(fd, F_GETFL, 0) as number;
+  const peer = Buffer.alloc(128);
+  const connected = (c().getpeername(fd, peer, [128]) as number) === 0;
+  const local = Buffer.alloc(128);
+  const llen = [128];
+  let localPort = 0;
+  if ((c().getsockname(fd, local, llen) as number) === 0 && (domain === AF_INET || domain === AF_INET6)) localPort = local.readUInt16BE(2);
+  const options: SocketInfo['options'] = [];
+  for (const [level, name, label] of COPIED) {
+    if (level === IPPROTO_TCP && protocol !== IPPROTO_TCP && protocol !== 0) continue;
+    const value = getInt(fd, level, name);
+    if (value !== undefined) options.push({ level, name, value, label });
+  }
+  return { domain, type, protocol, nonblock: (flags & O_NONBLOCK) !== 0, connected, options, localPort };
+}
+
+/** Apply socket options read from another socket; SO_RCVBUF/SNDBUF are halved (the kernel doubles them on set). */
+export function applyOptions(fd: number, opts: SocketInfo['options']): void {
+  for (const o of opts) {
+    const v = o.name === SO_RCVBUF || o.name === SO_SNDBUF ? Math.floor(o.value / 2) : o.value;
+    setInt(fd, o.level, o.name, v);
+  }
+}
+
+export function socketError(fd: number): number {
+  return getInt(fd, SOL_SOCKET, SO_ERROR) ?? EINVAL;
+}
+
+export function setNonblock(fd: number, on: boolean): void {
+  const flags = c().fcntl(fd, F_GETFL, 0) as number;
+  c().fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
+}
+
+/** A new non-blocking socket connecting to `to`: returns fd and 0 / EINPROGRESS / errno. */
+export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number } {
+  const fd = c().socket(to.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
+  if (fd < 0) return { fd: -1, err: errno() };
+  if (like) applyOptions(fd, like.options);
+  const bindPort = like?.localPort ?? 0;
+  if (bindPort) {
+    const any = encodeSockaddr({ family: to.family, ip: to.family === AF_INET ? '0.0.0.0' : '::', port: bindPort });
+    c().bind(fd, any, any.length); // best effort: the caller's port may be taken in this namespace
+  }
+  const a = encodeSockaddr(to);
+  const r = c().connect(fd, a, a.length) as number;
+  return { fd, err: r === 0 ? 0 : errno() };
+}
+
+export { closeFd, libc };

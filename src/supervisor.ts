@@ -1,0 +1,202 @@
+/**
+ * The seccomp supervisor: serves connect() notifications of a supervised
+ * process tree. A connect to a redirected address is served by a socket made
+ * here, in the supervisor's network namespace, connected to the target, and
+ * swapped into the caller at the same fd number with its epoll registrations
+ * moved (replaceFd). Every other connect continues in the kernel untouched.
+ */
+import { EventEmitter } from 'node:events';
+import { FixupHelper } from './fixup.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { replaceFd, ReplaceError } from './replace.js';
+import {
+  EBADF, EFAULT, EINPROGRESS, EINVAL, ENOTSOCK, ETIMEDOUT, formatSockaddr, notificationValid, parseSockaddr,
+  POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
+  socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
+} from './seccomp.js';
+import type { Tracker } from './tracker.js';
+
+export interface Redirect { from: SockAddr; to: SockAddr }
+
+export interface SupervisorOptions {
+  redirects: Redirect[];
+  /** move epoll registrations on swap (default true) */
+  fixup?: boolean;
+  /** registrations come from the tracker; without one, the fdinfo way */
+  tracker?: Tracker;
+  /** how long a blocking caller's connect may take (default 30 s) */
+  connectTimeoutMs?: number;
+}
+
+/** One intercepted connect that was redirected. */
+export interface SwapRecord {
+  time: string;
+  pid: number;
+  fd: number;
+  from: string;
+  to: string;
+  result: 'swapped' | 'failed';
+  errno?: number;
+  error?: string;
+  moved: number;
+  source: string;
+  micros: number;
+}
+
+const SOCKADDR_MAX = 128; // sizeof(struct sockaddr_storage): the kernel's bound too
+
+export class Supervisor extends EventEmitter {
+  private readonly redirects: Redirect[];
+  private readonly fixup: boolean;
+  private readonly tracker?: Tracker;
+  private readonly timeout: number;
+  private readonly helper = new FixupHelper();
+  private readonly busy = new Map<string, Promise<void>>();
+  /** sockets we installed: `${tgid}:${fd}` -> inode, so a second connect on them goes to the kernel */
+  private readonly installed = new Map<string, bigint>();
+  readonly swaps: SwapRecord[] = [];
+  private stopped = false;
+
+  constructor(opts: SupervisorOptions) {
+    super();
+    this.redirects = opts.redirects;
+    this.fixup = opts.fixup ?? true;
+    this.tracker = opts.tracker;
+    this.timeout = opts.connectTimeoutMs ?? 30000;
+  }
+
+  /**
+   * Serve a listener until no process uses its filter any more (or stop()).
+   * Notifications are handled concurrently: a slow connect does not hold up others.
+   */
+  async serve(listenerFd: number): Promise<void> {
+    const inflight = new Set<Promise<void>>();
+    while (!this.stopped) {
+      const rev = await pollAsync(listenerFd, POLLIN, 200);
+      if (rev < 0) break;
+      if (rev & POLLIN) {
+        const n = recvNotification(listenerFd);
+        if ('errno' in n) continue; // ENOENT: the caller went away before we received it
+        const p = this.handle(listenerFd, n).catch((err: unknown) => { this.emit('error', err); });
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+        continue;
+      }
+      if (rev & (POLLHUP | POLLERR)) break; // no task uses the filter any more
+    }
+    await Promise.all(inflight);
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  close(): void {
+    this.stop();
+    this.helper.close();
+  }
+
+  private match(a: SockAddr): Redirect | undefined {
+    return this.redirects.find((r) => sameAddr(r.from, a));
+  }
+
+  private async handle(listenerFd: number, n: Notification): Promise<void> {
+    const cont = () => respond(listenerFd, n.id, { continue: true });
+    if (n.nr !== SYS_CONNECT) return void cont();
+    const fd = Number(BigInt.asIntN(32, n.args[0]));
+    const addrPtr = n.args[1];
+    const addrLen = Number(BigInt.asIntN(32, n.args[2]));
+    // The kernel's own order of checks: a bad length is EINVAL, a bad pointer EFAULT.
+    if (addrLen < 0 || addrLen > SOCKADDR_MAX) return void respond(listenerFd, n.id, { error: EINVAL });
+    const raw = readMemory(n.pid, addrPtr, addrLen);
+    if (!notificationValid(listenerFd, n.id)) return; // the caller is gone: what we read may be someone else's
+    if (!raw) return void respond(listenerFd, n.id, { error: EFAULT });
+    const addr = parseSockaddr(raw);
+    const rule = addr && this.match(addr);
+    if (!rule) return void cont();
+
+    const tgid = tgidOf(n.pid);
+    if (tgid === undefined) return;
+    const key = `${tgid}:${fd}`;
+    // Two threads connecting the same fd: one at a time.
+    while (this.busy.has(key)) await this.busy.get(key);
+    let release = () => {};
+    this.busy.set(key, new Promise<void>((r) => { release = r; }));
+    try {
+      await this.redirect(listenerFd, n, tgid, fd, rule);
+    } finally {
+      this.busy.delete(key);
+      release();
+    }
+  }
+
+  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rule: Redirect): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    const rec: SwapRecord = {
+      time: new Date().toISOString(), pid: tgid, fd, from: formatSockaddr(rule.from), to: formatSockaddr(rule.to),
+      result: 'failed', moved: 0, source: 'none', micros: 0,
+    };
+    const fail = (errnoValue: number, why: string) => {
+      respond(listenerFd, n.id, { error: errnoValue });
+      rec.errno = errnoValue;
+      rec.error = why;
+    };
+    let pidfd = -1, old = -1, fresh = -1;
+    try {
+      pidfd = pidfdOpen(tgid);
+      old = pidfd >= 0 ? pidfdGetfd(pidfd, fd) : -1;
+      if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
+      const info = socketInfo(old);
+      if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
+      const { statSync } = await import('node:fs');
+      const ino = statSync(`/proc/self/fd/${old}`, { bigint: true }).ino;
+      if (this.installed.get(`${tgid}:${fd}`) === ino || info.connected || info.type !== 1) {
+        // Ours already (a second connect), connected, or not a stream socket: the kernel answers.
+        respond(listenerFd, n.id, { continue: true });
+        rec.result = 'swapped';
+        rec.error = 'left to the kernel';
+        return;
+      }
+
+      // The replacement: made here, in the supervisor's network namespace.
+      const c = startConnect(rule.to, info);
+      fresh = c.fd;
+      if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
+      if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
+      let result: { val?: number; error?: number } = { val: 0 };
+      if (!info.nonblock) {
+        // A blocking caller gets the final result.
+        if (c.err === EINPROGRESS) {
+          const rev = await pollAsync(fresh, POLLOUT, this.timeout);
+          if (rev === 0) return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
+        }
+        const se = socketError(fresh);
+        if (se) return fail(se, `connect to ${rec.to} failed: errno ${se}`);
+        setNonblock(fresh, false);
+      } else if (c.err === EINPROGRESS) {
+        result = { error: EINPROGRESS };
+      }
+      if (!notificationValid(listenerFd, n.id)) {
+        rec.error = 'caller went away';
+        return;
+      }
+      const r = await replaceFd({ listenerFd, id: n.id, pid: tgid, fd }, fresh, {
+        tracker: this.tracker, fixup: this.fixup, helper: this.helper,
+      });
+      this.installed.set(`${tgid}:${fd}`, statSync(`/proc/self/fd/${fresh}`, { bigint: true }).ino);
+      respond(listenerFd, n.id, result);
+      Object.assign(rec, { result: 'swapped', moved: r.moved.length, source: r.source });
+    } catch (err) {
+      if (err instanceof ReplaceError) fail(err.errno, err.message);
+      else fail(EINVAL, (err as Error).message);
+    } finally {
+      closeFd(fresh);
+      closeFd(old);
+      closeFd(pidfd);
+      rec.micros = Number(process.hrtime.bigint() - t0) / 1000;
+      this.swaps.push(rec);
+      if (this.swaps.length > 1000) this.swaps.shift();
+      this.emit('swap', rec);
+    }
+  }
+}
