@@ -12,6 +12,8 @@
  *   --threads N    N threads, each with its own socket, one shared epoll
  *   --timeout MS   how long to wait for each event (default 3000)
  *   --sleep MS     sleep before exiting (lets a test look at the process)
+ *   --fds N        first open /dev/null until the process holds N fds
+ *   --repeat K     K connections one after the other (benchmarks)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,13 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static int opt_block, opt_et, opt_oneshot, opt_excl, opt_epolls = 1, opt_dup, opt_fork, opt_threads = 1;
-static int opt_timeout = 3000, opt_sleep;
+static int opt_timeout = 3000, opt_sleep, opt_fds, opt_repeat = 1;
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static int shared_ep[2] = { -1, -1 };
@@ -45,16 +49,30 @@ static long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Threads share one epoll: an event for another thread's socket is handed
+ * over through this table instead of being lost (EPOLLET reports it once). */
+static unsigned seen[4096];
+
 static unsigned wait_for(int ep, int fd, unsigned want)
 {
 	struct epoll_event evs[16];
 	long end = now_ms() + opt_timeout;
 
 	while (now_ms() < end) {
+		unsigned mine = __atomic_fetch_and(&seen[fd & 4095], ~want, __ATOMIC_SEQ_CST) & want;
+		if (mine)
+			return mine;
 		int n = epoll_wait(ep, evs, 16, 50);
-		for (int i = 0; i < n; i++)
-			if ((int)evs[i].data.u64 == fd && (evs[i].events & want))
-				return evs[i].events;
+		unsigned got = 0;
+		for (int i = 0; i < n; i++) {
+			int efd = (int)evs[i].data.u64;
+			if (efd == fd && (evs[i].events & want))
+				got |= evs[i].events;
+			else
+				__atomic_fetch_or(&seen[efd & 4095], evs[i].events, __ATOMIC_SEQ_CST);
+		}
+		if (got)
+			return got;
 		if (n > 0)
 			usleep(1000); /* level-triggered events we do not want come back at once */
 	}
@@ -84,7 +102,10 @@ static void *one(void *arg)
 	if (opt_dup)
 		dupfd = dup(s);
 	if (opt_fork && fork() == 0) {
-		sleep(30); /* holds the epoll and the old socket */
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* holds the epoll and the old socket until the parent exits */
+		if (getppid() == 1)
+			_exit(0);
+		pause();
 		_exit(0);
 	}
 	r = connect(s, (struct sockaddr *)&addr, addrlen);
@@ -124,6 +145,9 @@ static void *one(void *arg)
 	if (dupfd >= 0)
 		close(dupfd);
 	close(s);
+	for (int i = 0; i < opt_epolls; i++)
+		if (shared_ep[i] < 0)
+			close(eps[i]);
 	return NULL;
 }
 
@@ -144,6 +168,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc) opt_threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) opt_timeout = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--sleep") && i + 1 < argc) opt_sleep = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--fds") && i + 1 < argc) opt_fds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) opt_repeat = atoi(argv[++i]);
 		else { fprintf(stderr, "epclient: unknown option %s\n", argv[i]); return 2; }
 	}
 	if (argc - i != 2 || opt_epolls < 1 || opt_epolls > 2 || opt_threads < 1 || opt_threads > 64) {
@@ -168,6 +194,19 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (opt_fds) {
+		struct rlimit rl;
+		int have = 0;
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		for (int fd = 0; fd < (int)rl.rlim_cur; fd++)
+			if (fcntl(fd, F_GETFD) >= 0)
+				have++;
+		while (have < opt_fds && open("/dev/null", O_RDONLY) >= 0)
+			have++;
+	}
 	if (opt_threads > 1) {
 		for (int e = 0; e < opt_epolls; e++)
 			shared_ep[e] = epoll_create1(0);
@@ -176,7 +215,8 @@ int main(int argc, char **argv)
 		for (int t = 0; t < opt_threads; t++)
 			pthread_join(th[t], NULL);
 	} else {
-		one(0);
+		for (int k = 0; k < opt_repeat; k++)
+			one((void *)(long)k);
 	}
 	if (opt_sleep)
 		usleep(opt_sleep * 1000);

@@ -7,6 +7,7 @@
  *   write FD | read FD | wait EPFD     (wait: epoll_wait timeout 0, answers the count)
  *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
  *   fork PATH     fork a child that serves commands over a connection to the unix socket PATH
+ *   connect FD IP PORT   (IPv4, as the socket's flags say: blocking or not)
  *   exit
  */
 #define _GNU_SOURCE
@@ -22,6 +23,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 static int count_fds(void)
@@ -130,6 +133,16 @@ static void serve(FILE *in, FILE *out)
 					_exit(0);
 				}
 				r = pid;
+			}
+		} else if (!strcmp(cmd, "connect")) {
+			/* connect FD IP PORT (IPv4) */
+			char ip[64];
+			struct sockaddr_in sa = { .sin_family = AF_INET };
+			if (sscanf(line, "%*s %*d %63s %ld", ip, &b) != 2 || inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+				errno = EINVAL;
+			} else {
+				sa.sin_port = htons(b);
+				r = connect(a, (struct sockaddr *)&sa, sizeof(sa));
 			}
 		} else if (!strcmp(cmd, "exit")) {
 			fprintf(out, "ok 0\n");

@@ -187,6 +187,19 @@ const commands: Record<string, Command> = {
       });
     },
   },
+  agent: {
+    summary: 'serve containers: take seccomp listener fds from runc/crun (linux.seccomp.listenerPath)',
+    usage: 'epolltrack agent --socket PATH [--redirect FROM=TO]... [--no-epoll-fixup] [--verbose] [--pin-dir DIR]',
+    options: { ...pinDirOpt, socket: { type: 'string' }, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
+    async run(v) {
+      if (!v.socket) throw new UsageError('agent needs --socket PATH');
+      const { runAgent } = await import('./supervise-cli.js');
+      process.exitCode = await runAgent({
+        socket: v.socket as string, redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
+        fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v),
+      });
+    },
+  },
   demo: {
     summary: 'show the tracker answering for a live process (loads it if needed)',
     usage: 'epolltrack demo',

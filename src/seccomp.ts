@@ -42,6 +42,7 @@ function bind() {
     getsockname: lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
     getpeername: lib.func('int getpeername(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
     fcntl: lib.func('int fcntl(int fd, int cmd, long arg)'),
+    listen: lib.func('int listen(int fd, int backlog)'),
   };
 }
 export function c(): ReturnType<typeof bind> {

@@ -1,5 +1,6 @@
 /** `epolltrack supervise`: the supervisor with a tracker (loaded for the run if none is) and logging. */
 import { isLoaded, load, unload } from '../loader/load.js';
+import { startAgent } from './agent.js';
 import { supervise } from './launch.js';
 import type { Redirect, SwapRecord } from './supervisor.js';
 import { openTracker, type Tracker } from './tracker.js';
@@ -11,21 +12,27 @@ export function formatSwap(r: SwapRecord): string {
   return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.from} -> ${r.to}: ${what}, ${r.micros.toFixed(0)} µs`;
 }
 
+/** A tracker for the run: the loaded one, else one loaded here and unloaded at the end. */
+async function trackerFor(pinDir: string, fixup: boolean): Promise<{ tracker?: Tracker; done: () => void }> {
+  if (!fixup) return { done: () => {} };
+  let ownPin: string | undefined;
+  try {
+    if (!isLoaded(pinDir)) {
+      ownPin = `/sys/fs/bpf/epolltrack-supervise-${process.pid}`;
+      load({ pinDir: ownPin });
+    }
+    const tracker = await openTracker({ pinDir: ownPin ?? pinDir });
+    return { tracker, done: () => { tracker.close(); if (ownPin) unload({ pinDir: ownPin }); } };
+  } catch (err) {
+    if (ownPin) unload({ pinDir: ownPin });
+    process.stderr.write(`epolltrack: no tracker (${(err as Error).message}); registrations come from the fdinfo way\n`);
+    return { done: () => {} };
+  }
+}
+
 export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; verbose: boolean; pinDir: string; cmd: string[] }): Promise<number> {
   process.env.UV_THREADPOOL_SIZE ??= '32';
-  let tracker: Tracker | undefined;
-  let ownPin: string | undefined;
-  if (o.fixup) {
-    try {
-      if (!isLoaded(o.pinDir)) {
-        ownPin = `/sys/fs/bpf/epolltrack-supervise-${process.pid}`;
-        load({ pinDir: ownPin });
-      }
-      tracker = await openTracker({ pinDir: ownPin ?? o.pinDir });
-    } catch (err) {
-      process.stderr.write(`epolltrack: no tracker (${(err as Error).message}); registrations come from the fdinfo way\n`);
-    }
-  }
+  const { tracker, done } = await trackerFor(o.pinDir, o.fixup);
   // Ctrl-C reaches the command too; we end when it does.
   const ignore = () => {};
   process.on('SIGINT', ignore);
@@ -37,7 +44,28 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
     });
     return r.code ?? 128 + (r.signal === 'SIGKILL' ? 9 : 15);
   } finally {
-    tracker?.close();
-    if (ownPin) unload({ pinDir: ownPin });
+    process.off('SIGINT', ignore);
+    process.off('SIGTERM', ignore);
+    done();
+  }
+}
+
+export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup: boolean; verbose: boolean; pinDir: string }): Promise<number> {
+  process.env.UV_THREADPOOL_SIZE ??= '32';
+  const { tracker, done } = await trackerFor(o.pinDir, o.fixup);
+  try {
+    const agent = await startAgent(o.socket, {
+      redirects: o.redirects, fixup: o.fixup, tracker,
+      onSwap: o.verbose ? (s) => process.stderr.write(`${formatSwap(s)}\n`) : undefined,
+      onContainer: o.verbose ? (c) => process.stderr.write(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})\n`) : undefined,
+    });
+    process.stderr.write(`epolltrack: agent listening on ${o.socket}\n`);
+    const stop = () => agent.stop();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await agent.done;
+    return 0;
+  } finally {
+    done();
   }
 }

@@ -96,6 +96,16 @@ export class Supervisor extends EventEmitter {
     this.helper.close();
   }
 
+  /** Wait for a connect to finish, giving up early when the caller goes away. */
+  private async connected(listenerFd: number, id: bigint, fd: number): Promise<boolean> {
+    const end = Date.now() + this.timeout;
+    while (Date.now() < end) {
+      if ((await pollAsync(fd, POLLOUT, Math.min(200, end - Date.now()))) > 0) return true;
+      if (!notificationValid(listenerFd, id)) return false;
+    }
+    return false;
+  }
+
   private match(a: SockAddr): Redirect | undefined {
     return this.redirects.find((r) => sameAddr(r.from, a));
   }
@@ -166,9 +176,12 @@ export class Supervisor extends EventEmitter {
       let result: { val?: number; error?: number } = { val: 0 };
       if (!info.nonblock) {
         // A blocking caller gets the final result.
-        if (c.err === EINPROGRESS) {
-          const rev = await pollAsync(fresh, POLLOUT, this.timeout);
-          if (rev === 0) return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
+        if (c.err === EINPROGRESS && !(await this.connected(listenerFd, n.id, fresh))) {
+          if (!notificationValid(listenerFd, n.id)) {
+            rec.error = 'caller went away while connecting';
+            return;
+          }
+          return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
         }
         const se = socketError(fresh);
         if (se) return fail(se, `connect to ${rec.to} failed: errno ${se}`);
@@ -184,6 +197,12 @@ export class Supervisor extends EventEmitter {
         tracker: this.tracker, fixup: this.fixup, helper: this.helper,
       });
       this.installed.set(`${tgid}:${fd}`, statSync(`/proc/self/fd/${fresh}`, { bigint: true }).ino);
+      // Our references go before the caller resumes: the old socket may die now (and with it any
+      // registration left on it), and the new one is the caller's alone.
+      closeFd(old);
+      old = -1;
+      closeFd(fresh);
+      fresh = -1;
       respond(listenerFd, n.id, result);
       Object.assign(rec, { result: 'swapped', moved: r.moved.length, source: r.source });
     } catch (err) {

@@ -10,12 +10,15 @@
 #   ET_GUEST_GREP           mocha --grep pattern
 #   ET_GUEST_STATUS         1 = also run status-check.mjs (mode 'auto')
 #   ET_GUEST_EXPECT_AUTO    mode auto-selection must pick (default fentry)
+#   ET_GUEST_MOCHA_TIMEOUT  per-test timeout in ms (default 300000: TCG is
+#                           10-20 times slower than the host)
 # Output sections start with "@@ET-SECTION name@@" lines; run-all.sh parses them.
 set -u
 rc=0
 
 echo "@@ET-SECTION mocha@@"
-node node_modules/mocha/bin/mocha.js --no-color --reporter spec --grep "${ET_GUEST_GREP:-^Tracker}" || rc=1
+node node_modules/mocha/bin/mocha.js --no-color --reporter spec \
+  --timeout "${ET_GUEST_MOCHA_TIMEOUT:-300000}" --grep "${ET_GUEST_GREP:-^Tracker}" || rc=1
 
 echo "@@ET-SECTION hooks@@"
 node test/kernels/hook-check.mjs || rc=1

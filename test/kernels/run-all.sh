@@ -146,7 +146,11 @@ for job in "${ORDER[@]}"; do
   if [ "$f" != 0 ]; then
     echo
     echo "--- $id $mode: failures (full log: $LOGS/$id-$mode.log) ---"
-    { section "$LOGS/$id-$mode.log" mocha | sed -n '/^ *[0-9]* failing/,$p' | head -n 80
+    { if section "$LOGS/$id-$mode.log" mocha | grep -Eq '^ +[0-9]+ failing'; then
+        section "$LOGS/$id-$mode.log" mocha | sed -n '/^ *[0-9]* failing/,$p' | head -n 80
+      else
+        section "$LOGS/$id-$mode.log" mocha | tail -n 30
+      fi
       section "$LOGS/$id-$mode.log" hooks | grep -E 'FAIL' | head -n 20
       grep -E '^run-in-guest:' "$LOGS/$id-$mode.log" | head -n 20; } | sed 's/^/  /'
   fi

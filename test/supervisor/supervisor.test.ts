@@ -1,0 +1,199 @@
+/**
+ * The supervisor with real processes: a client that registers its socket in
+ * epoll before connect() runs in a network namespace of the test's own and
+ * reaches a server on the host's loopback only through --redirect.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../../src/index.js';
+import { closeFd } from '../../src/native.js';
+import { c, encodeSockaddr, parseEndpoint, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/seccomp.js';
+import { supervise } from '../../src/launch.js';
+import type { SwapRecord } from '../../src/supervisor.js';
+import { TEST_MODE, testPinDir } from '../helpers/env.js';
+
+const BIN = join(process.cwd(), 'build', 'bin');
+const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+const FROM = '127.0.0.2:80';
+const HANG_FROM = '127.0.0.2:81';
+
+interface ClientLine { i: number; pid: number; fd: number; connect: string; out: boolean; in: boolean; reply: string; mod: number; del: number }
+
+describe('supervisor', function () {
+  const ns = `ept-sup-${process.pid}`;
+  let server: Server;
+  let port = 0;
+  let hangFd = -1;
+  let hangPort = 0;
+  const fillers: number[] = [];
+  let tracker: Tracker;
+  const pinDir = testPinDir('supervisor');
+
+  before(async () => {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    server = createServer((s) => s.on('data', () => s.end('pong\n')).on('error', () => {}));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+    // A server that never accepts, with its queue full: connects to it hang.
+    hangFd = c().socket(AF_INET, SOCK_STREAM, 0) as number;
+    const a = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: 0 });
+    c().bind(hangFd, a, a.length);
+    c().listen(hangFd, 0);
+    const b = Buffer.alloc(16);
+    c().getsockname(hangFd, b, [16]);
+    hangPort = b.readUInt16BE(2);
+    for (let i = 0; i < 3; i++) {
+      const f = c().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) as number;
+      const to = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: hangPort });
+      c().connect(f, to, to.length);
+      fillers.push(f);
+    }
+    load({ pinDir, mode: TEST_MODE });
+    tracker = await openTracker({ pinDir });
+  });
+
+  after(() => {
+    tracker?.close();
+    unload({ pinDir });
+    server?.close();
+    for (const f of fillers) closeFd(f);
+    closeFd(hangFd);
+    spawnSync('ip', ['netns', 'delete', ns]);
+  });
+
+  const redirects = () => [
+    { from: parseEndpoint(FROM)!, to: parseEndpoint(`127.0.0.1:${port}`)! },
+    { from: parseEndpoint(HANG_FROM)!, to: parseEndpoint(`127.0.0.1:${hangPort}`)! },
+  ];
+
+  /** Run a command in the test netns under the in-process supervisor; collect its stdout lines and the swaps. */
+  async function runSupervised(cmd: string[], fixup: boolean, during?: (child: ChildProcess) => void): Promise<{ out: string; swaps: SwapRecord[]; code: number | null }> {
+    let out = '';
+    const r = await supervise('ip', ['netns', 'exec', ns, ...cmd], {
+      redirects: redirects(), fixup, tracker, stdio: 'pipe',
+      onSpawn: (_pid, child) => { child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }); during?.(child); },
+    });
+    return { out, swaps: r.supervisor.swaps, code: r.code };
+  }
+
+  const client = (...opts: string[]) => [join(BIN, 'epclient'), ...opts, '127.0.0.2', '80'];
+  const lines = (out: string) => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ClientLine);
+
+  const scenarios: [string, string[], number][] = [
+    ['non-blocking', [], 1],
+    ['blocking', ['--block'], 1],
+    ['EPOLLET', ['--et'], 1],
+    ['EPOLLONESHOT', ['--oneshot'], 1],
+    ['EPOLLEXCLUSIVE', ['--exclusive'], 1],
+    ['two epolls', ['--epolls', '2'], 1],
+    ['a dup\'d fd (old file stays alive)', ['--dup'], 1],
+    ['an epoll shared with a forked child', ['--fork'], 1],
+    ['8 threads connecting at once', ['--threads', '8', '--et'], 8],
+  ];
+
+  for (const [name, opts, n] of scenarios) {
+    it(`${name}: with the fix-up the program gets its events and MOD/DEL work; without it, it breaks`, async () => {
+      const fixed = await runSupervised(client(...opts), true);
+      const got = lines(fixed.out);
+      expect(got, fixed.out).to.have.length(n);
+      for (const l of got) {
+        expect(l, JSON.stringify(l)).to.include({ out: true, in: true, reply: 'pong', mod: 0, del: 0 });
+      }
+      expect(fixed.swaps.filter((s) => s.result === 'swapped')).to.have.length(n);
+      for (const s of fixed.swaps) expect(s.moved, JSON.stringify(s)).to.equal(opts.includes('2') && opts[0] === '--epolls' ? 2 : 1);
+
+      const broken = await runSupervised(client(...opts, '--timeout', '500'), false);
+      const bl = lines(broken.out);
+      expect(bl).to.have.length(n);
+      for (const l of bl) expect(l.out && l.in && l.mod === 0 && l.del === 0, `breakage not seen: ${JSON.stringify(l)}`).to.equal(false);
+    });
+  }
+
+  it('moves the registration exactly: same epoll, fd, events and data; the old one is gone', async () => {
+    // epctl drives the steps, so the test can look between them.
+    let child: ChildProcess | undefined;
+    const replies: string[] = [];
+    const waiters: ((l: string) => void)[] = [];
+    const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
+      redirects: redirects(), tracker, stdio: 'pipe',
+      onSpawn: (_pid, ch) => {
+        child = ch;
+        let buf = '';
+        ch.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          let i;
+          while ((i = buf.indexOf('\n')) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiters.shift(); if (w) w(l); else replies.push(l); }
+        });
+      },
+    });
+    const cmd = (s: string) => new Promise<number[]>((res, rej) => {
+      waiters.push((l) => (l.startsWith('ok') ? res(l.split(' ').slice(1).map(Number)) : rej(new Error(`${s}: ${l}`))));
+      child!.stdin!.write(`${s}\n`);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const [pid] = await cmd('pid');
+    const [ep] = await cmd('create');
+    const [ep2] = await cmd('create');
+    const [s] = await cmd('socket');
+    const [keep] = await cmd(`dup ${s}`); // the old file stays alive: its registration must not linger
+    await cmd(`add ${ep} ${s} ${(0x80000000 | 0x2000 | 0x1).toString(16)} 81985529216486895`);
+    await cmd(`add ${ep2} ${s} 40000004 42`);
+    await cmd(`add ${ep2} ${keep} 1 7`); // the old file under another number: stays
+    const byEpfd = (m: { epfd: number }, n: { epfd: number }) => m.epfd - n.epfd;
+    // The file at s is registered under s twice, and under keep once (same file).
+    const all = tracker.membershipsOf(pid, s).sort((a, b) => a.epfd - b.epfd || a.tfd - b.tfd);
+    expect(all.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 81985529216486895n], [ep2, s, 42n], [ep2, keep, 7n]]);
+    const before = all.filter((m) => m.tfd === s);
+    await cmd(`connect ${s} 127.0.0.2 80`); // blocking: swapped when it returns
+    const after = tracker.membershipsOf(pid, s).sort(byEpfd);
+    expect(after.map(({ source, ...m }) => m)).to.deep.equal(before.map(({ source, ...m }) => m));
+    expect(after).to.deep.equal(fdinfoMemberships(pid, s).sort(byEpfd).map((m) => ({ ...m, source: after[0].source })));
+    // The old file lives on at `keep`: only its own registration is left on it.
+    const old = tracker.membershipsOf(pid, keep);
+    expect(old.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep2, keep, 7n]]);
+    child!.stdin!.write('exit\n');
+    const r = await done;
+    expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 2]]);
+  });
+
+  it('connect() with bad arguments gets what the kernel would answer', async () => {
+    for (const mode of ['badptr', 'unmapped', 'biglen', 'neglen', 'shortlen', 'notsock', 'badfd']) {
+      const plain = spawnSync('ip', ['netns', 'exec', ns, join(BIN, 'badconnect'), mode, '127.0.0.2', '80'], { encoding: 'utf8' });
+      const kernel = JSON.parse(plain.stdout) as { errno: string };
+      const sup = await runSupervised([join(BIN, 'badconnect'), mode, '127.0.0.2', '80'], true);
+      const got = JSON.parse(sup.out) as { errno: string };
+      expect(got.errno, mode).to.equal(kernel.errno);
+      expect(got.errno, mode).to.not.equal('');
+    }
+  });
+
+  it('the supervisor killed while a connect is pending: the caller gets an error, it does not hang', async () => {
+    const sup = spawn(process.execPath, [CLI, 'supervise', '--pin-dir', pinDir, '--redirect', `${HANG_FROM}=127.0.0.1:${hangPort}`, '--',
+      'ip', 'netns', 'exec', ns, join(BIN, 'badconnect'), 'block', '127.0.0.2', '81'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    sup.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(out, 'the connect should still be pending').to.equal('');
+    sup.kill('SIGKILL');
+    const t0 = Date.now();
+    while (!out.includes('\n') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    const r = JSON.parse(out) as { ret: number; errno: string };
+    expect(r.ret).to.equal(-1);
+    expect(r.errno).to.equal('ENOSYS');
+  });
+
+  it('the caller killed while its connect is handled: the supervisor goes on serving', async () => {
+    const script = `${join(BIN, 'badconnect')} block 127.0.0.2 81 & p=$!; sleep 0.5; kill -9 $p; ${client().join(' ')}`;
+    const r = await runSupervised(['sh', '-c', script], true);
+    const got = lines(r.out.split('\n').filter((l) => l.startsWith('{"i"')).join('\n'));
+    expect(got).to.have.length(1);
+    expect(got[0]).to.include({ out: true, in: true, reply: 'pong', mod: 0, del: 0 });
+    expect(r.swaps.some((s) => s.to.endsWith(`:${hangPort}`))).to.equal(true);
+    void readFileSync;
+    void fdinfoMemberships;
+  });
+});
