@@ -23,7 +23,10 @@ export interface BenchResult {
   /** bpf median at the largest N over the smallest (flat = 1) */
   flatness: number;
   syscalls?: { baseline: CtlCost; tracked: CtlCost; ctlPairRatio: number; getppidRatio: number } | { skipped: string };
+  /** notification to response for a swapped connect with the fix-up of one registration */
+  swaps?: SwapRow[];
 }
+export interface SwapRow { fds: number; tracker: Timing; fdinfo: Timing; none: Timing; ratio: number }
 interface CtlCost { ctl_pair_ns: number; getppid_ns: number }
 
 function timing(samples: number[]): Timing {
@@ -60,7 +63,7 @@ function ctlCost(): CtlCost {
   return JSON.parse(execFileSync(join(packageRoot(), 'build', 'bin', 'ctlbench'), ['200000'], { encoding: 'utf8' })) as CtlCost;
 }
 
-export interface BenchOptions { fds?: number[]; pinDir?: string; iterations?: number; log?: (s: string) => void }
+export interface BenchOptions { fds?: number[]; pinDir?: string; iterations?: number; swaps?: boolean; log?: (s: string) => void }
 
 export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
   const log = opts.log ?? (() => {});
@@ -115,6 +118,19 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
     } else {
       syscalls = { skipped: otherTracker ? `a tracker is loaded at ${DEFAULT_PIN_DIR}: no clean baseline` : `bench used the tracker already loaded at ${pinDir}` };
     }
+    let swaps: SwapRow[] | undefined;
+    if (opts.swaps !== false) {
+      swaps = [];
+      for (const n of [sizes[0], sizes[sizes.length - 1]]) {
+        log(`${n} fds: timing swapped connects`);
+        const row = {
+          tracker: await swapTimes(n, t(tracker), true),
+          fdinfo: await swapTimes(n, undefined, true, 8),
+          none: await swapTimes(n, undefined, false),
+        };
+        swaps.push({ fds: n, tracker: timing(row.tracker), fdinfo: timing(row.fdinfo), none: timing(row.none), ratio: timing(row.fdinfo).median / timing(row.tracker).median });
+      }
+    }
     const os = await import('node:os');
     return {
       machine: `${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
@@ -124,11 +140,32 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
       lookups: rows,
       flatness: rows[rows.length - 1].bpf.median / rows[0].bpf.median,
       syscalls,
+      swaps,
     };
   } finally {
     tracker?.close();
     fx.stop();
     if (ownTracker) unload({ pinDir });
+  }
+}
+
+const t = (x: Tracker) => x;
+
+/** Time swapped connects of a client holding `fds` fds, served by an in-process supervisor. */
+async function swapTimes(fds: number, tracker: Tracker | undefined, fixup: boolean, repeat = 40): Promise<number[]> {
+  const { createServer } = await import('node:net');
+  const { supervise } = await import('./launch.js');
+  const { parseEndpoint } = await import('./seccomp.js');
+  const server = createServer((s) => s.on('data', () => s.end('pong\n')).on('error', () => {}));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const to = parseEndpoint(`127.0.0.1:${(server.address() as { port: number }).port}`)!;
+    const r = await supervise(join(packageRoot(), 'build', 'bin', 'epclient'), ['--fds', String(fds), '--repeat', String(repeat + 2), '--timeout', '300', '127.0.0.2', '80'], {
+      redirects: [{ from: parseEndpoint('127.0.0.2:80')!, to }], tracker, fixup, stdio: 'pipe',
+    });
+    return r.supervisor.swaps.slice(2).map((x) => x.micros); // the first ones start the helper
+  } finally {
+    server.close();
   }
 }
 
@@ -150,6 +187,14 @@ export function formatBench(r: BenchResult): string {
     lines.push(`getppid (unrelated):    ${s.baseline.getppid_ns.toFixed(0)} ns -> ${s.tracked.getppid_ns.toFixed(0)} ns (${s.getppidRatio.toFixed(2)}x)`);
   } else if (r.syscalls) {
     lines.push(`syscall overhead: skipped (${r.syscalls.skipped})`);
+  }
+  if (r.swaps) {
+    lines.push('', 'swapped connect, notification to response (fix-up of 1 registration):',
+      '   fds  through the tracker              through the fdinfo way           no fix-up                        fdinfo/tracker');
+    for (const x of r.swaps) {
+      const cell = (v: Timing) => `${us(v.median)} (${us(v.min)}–${us(v.max)})`.padEnd(32);
+      lines.push(`${String(x.fds).padStart(6)}  ${cell(x.tracker)} ${cell(x.fdinfo)} ${cell(x.none)} ${x.ratio.toFixed(0)}x`);
+    }
   }
   return lines.join('\n');
 }

@@ -201,7 +201,7 @@ const commands: Record<string, Command> = {
     },
   },
   demo: {
-    summary: 'show the tracker answering for a live process (loads it if needed)',
+    summary: 'the fd-swap scenario end to end: with and without the epoll fix-up, and lookup times',
     usage: 'epolltrack demo',
     options: {},
     async run() {

@@ -14,7 +14,7 @@
  */
 import { BadFdError, EpolltrackError, NoSuchProcessError } from './errors.js';
 import { fdinfoMemberships, type Membership } from './fdinfo.js';
-import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, FixupError, FixupHelper } from './fixup.js';
+import { ctlBatch, EPOLL_CTL_ADD, EPOLL_CTL_DEL } from './fixup.js';
 import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
 import { addFdAt, fdCloexec, tgidOf } from './seccomp.js';
 import type { Tracker } from './tracker.js';
@@ -38,8 +38,10 @@ export interface ReplaceOptions {
   fixup?: boolean;
   /** close-on-exec for the installed fd (default: as the replaced fd) */
   cloexec?: boolean;
-  /** a helper to reuse (one is started and stopped otherwise) */
-  helper?: FixupHelper;
+  /** @internal the caller's process id, when already known */
+  tgid?: number;
+  /** @internal a reference to the old file this process already holds (not closed here) */
+  oldFd?: number;
 }
 
 export interface ReplaceResult {
@@ -73,17 +75,19 @@ function whyAdd(e: number): string {
 
 export async function replaceFd(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): Promise<ReplaceResult> {
   const t0 = process.hrtime.bigint();
-  const tgid = tgidOf(target.pid);
+  const tgid = opts.tgid ?? tgidOf(target.pid);
   if (tgid === undefined) throw new NoSuchProcessError(`no process ${target.pid}`);
-  const helper = opts.helper ?? new FixupHelper();
-  const pidfd = pidfdOpen(tgid);
-  if (pidfd < 0) throw new NoSuchProcessError(`no process ${tgid}`);
-  let oldCopy = -1;
-  const added: Membership[] = [];
+  let pidfd = -1;
+  let oldCopy = opts.oldFd ?? -1;
+  let added: Membership[] = [];
   try {
     // 1. Keep the old file alive until we are done with it, and read where it is registered.
-    oldCopy = pidfdGetfd(pidfd, target.fd);
-    if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
+    if (oldCopy < 0) {
+      pidfd = pidfdOpen(tgid);
+      if (pidfd < 0) throw new NoSuchProcessError(`no process ${tgid}`);
+      oldCopy = pidfdGetfd(pidfd, target.fd);
+      if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
+    }
     const cloexec = opts.cloexec ?? fdCloexec(tgid, target.fd);
     const fixup = opts.fixup ?? true;
     let regs: Membership[] = [];
@@ -97,14 +101,14 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
     const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
 
     // 2. (new file, N) into each epoll.
-    for (const m of regs) {
-      try {
-        await helper.ctl({ op: EPOLL_CTL_ADD, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: newFd }, tfd: target.fd, events: m.events, data: m.data });
-      } catch (err) {
-        const e = err instanceof FixupError ? err.errno : 5;
-        throw new ReplaceError(`cannot move the epoll registration of fd ${target.fd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(e)}`, e, err);
-      }
-      added.push(m);
+    const adds = ctlBatch(regs.map((m) => ({
+      op: EPOLL_CTL_ADD, epoll: { pid: m.epollPid, fd: m.epfd }, file: newFd, tfd: target.fd, events: m.events, data: m.data,
+    })));
+    added = regs.filter((_m, i) => adds[i] === 0);
+    const failed = adds.findIndex((e) => e !== 0);
+    if (failed >= 0) {
+      const m = regs[failed];
+      throw new ReplaceError(`cannot move the epoll registration of fd ${target.fd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(adds[failed])}`, adds[failed]);
     }
 
     // 3. The swap itself.
@@ -115,24 +119,21 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
         ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
         : `SECCOMP_IOCTL_NOTIF_ADDFD failed with errno ${e}`, e === 2 ? 3 : e);
     }
-    const moved = [...added];
-    added.length = 0; // committed: no rollback from here on
+    const moved = added;
+    added = []; // committed: no rollback from here on
 
-    // 4. Drop the stale (old file, N) registrations.
-    for (const m of moved) {
-      await helper.ctl({ op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: oldCopy }, tfd: target.fd, events: 0, data: 0n })
-        .catch(() => undefined); // ENOENT: already gone with the file
-      opts.tracker?.noteEpoll(m.epollPid, m.epfd);
-    }
+    // 4. Drop the stale (old file, N) registrations (ENOENT: already gone with the file).
+    ctlBatch(moved.map((m) => ({
+      op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: oldCopy, tfd: target.fd, events: 0, data: 0n,
+    })));
+    for (const m of moved) opts.tracker?.noteEpoll(m.epollPid, m.epfd);
     return { moved, source, micros: Number(process.hrtime.bigint() - t0) / 1000, lookupMicros };
   } finally {
     // Roll back additions that were not committed.
-    for (const m of added) {
-      await helper.ctl({ op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: { pid: process.pid, fd: newFd }, tfd: target.fd, events: 0, data: 0n })
-        .catch(() => undefined);
-    }
-    closeFd(oldCopy);
+    ctlBatch(added.map((m) => ({
+      op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: newFd, tfd: target.fd, events: 0, data: 0n,
+    })));
+    if (opts.oldFd === undefined) closeFd(oldCopy);
     closeFd(pidfd);
-    if (!opts.helper) helper.close();
   }
 }

@@ -6,7 +6,7 @@
  * moved (replaceFd). Every other connect continues in the kernel untouched.
  */
 import { EventEmitter } from 'node:events';
-import { FixupHelper } from './fixup.js';
+import { statSync } from 'node:fs';
 import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
@@ -50,7 +50,6 @@ export class Supervisor extends EventEmitter {
   private readonly fixup: boolean;
   private readonly tracker?: Tracker;
   private readonly timeout: number;
-  private readonly helper = new FixupHelper();
   private readonly busy = new Map<string, Promise<void>>();
   /** sockets we installed: `${tgid}:${fd}` -> inode, so a second connect on them goes to the kernel */
   private readonly installed = new Map<string, bigint>();
@@ -93,7 +92,6 @@ export class Supervisor extends EventEmitter {
 
   close(): void {
     this.stop();
-    this.helper.close();
   }
 
   /** Wait for a connect to finish, giving up early when the caller goes away. */
@@ -158,7 +156,6 @@ export class Supervisor extends EventEmitter {
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
-      const { statSync } = await import('node:fs');
       const ino = statSync(`/proc/self/fd/${old}`, { bigint: true }).ino;
       if (this.installed.get(`${tgid}:${fd}`) === ino || info.connected || info.type !== 1) {
         // Ours already (a second connect), connected, or not a stream socket: the kernel answers.
@@ -194,7 +191,7 @@ export class Supervisor extends EventEmitter {
         return;
       }
       const r = await replaceFd({ listenerFd, id: n.id, pid: tgid, fd }, fresh, {
-        tracker: this.tracker, fixup: this.fixup, helper: this.helper,
+        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid,
       });
       this.installed.set(`${tgid}:${fd}`, statSync(`/proc/self/fd/${fresh}`, { bigint: true }).ino);
       // Our references go before the caller resumes: the old socket may die now (and with it any

@@ -4,13 +4,24 @@
  * the CI rule: outside CI a test may skip when the kernel lacks a feature; in
  * CI that is a failure.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { isNotSupported, load, openTracker, unload, type LoadOptions, type Tracker } from '../../src/index.js';
 
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
 /** Hook mode the suites load (EPOLLTRACK_MODE=fentry|kprobe|tracepoint, default auto). */
 export const TEST_MODE = (process.env.EPOLLTRACK_MODE ?? 'auto') as LoadOptions['mode'];
+
+/** Pins left by an earlier test run that was killed (its pid is gone): unpinning detaches them. */
+function sweepStalePins(): void {
+  let names: string[] = [];
+  try { names = readdirSync('/sys/fs/bpf'); } catch { return; }
+  for (const n of names) {
+    const m = /^epolltrack-(?:test|supervise|bench|demo)-(\d+)/.exec(n);
+    if (m && !existsSync(`/proc/${m[1]}`)) rmSync(`/sys/fs/bpf/${n}`, { recursive: true, force: true });
+  }
+}
+sweepStalePins();
 
 export function testPinDir(tag: string): string {
   return `/sys/fs/bpf/epolltrack-test-${process.pid}-${tag}`;
