@@ -9,3 +9,11 @@ export { load, unload, status, isLoaded, type LoadOptions, type LoadResult, type
 export { DEFAULT_PIN_DIR, MODES, type Mode } from '../loader/constants.js';
 export * from './errors.js';
 export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd } from './native.js';
+export { replaceFd, ReplaceError, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './replace.js';
+export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervisor.js';
+export { launch, supervise, type Launched, type SuperviseResult } from './launch.js';
+export { startAgent, type Agent, type ContainerInfo } from './agent.js';
+export {
+  recvNotification, respond, notificationValid, parseEndpoint, formatSockaddr, type Notification, type SockAddr,
+} from './seccomp.js';
+export { decodeEvents } from './events.js';

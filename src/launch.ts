@@ -3,7 +3,7 @@
  * filter and tells us its listener fd, which we take with pidfd_getfd before
  * the command is exec'd.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
@@ -14,11 +14,18 @@ import { Supervisor, type SupervisorOptions, type SwapRecord } from './superviso
 
 export interface SuperviseResult { code: number | null; signal: NodeJS.Signals | null; supervisor: Supervisor }
 
-export async function supervise(cmd: string, args: string[], opts: SupervisorOptions & {
-  stdio?: 'inherit' | 'pipe';
-  onSpawn?: (pid: number, child: import('node:child_process').ChildProcess) => void;
-  onSwap?: (r: SwapRecord) => void;
-}): Promise<SuperviseResult> {
+export interface Launched {
+  child: ChildProcess;
+  /** the seccomp listener, an fd of this process (close it when done) */
+  listenerFd: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Start `cmd` under a seccomp filter that sends its connect() calls to us, and
+ * return the listener: for supervisors of one's own (see replaceFd).
+ */
+export async function launch(cmd: string, args: string[], opts: { stdio?: 'inherit' | 'pipe'; onSpawn?: (pid: number, child: ChildProcess) => void } = {}): Promise<Launched> {
   const child = spawn(join(packageRoot(), 'build', 'bin', 'launch'), ['3', cmd, ...args], {
     stdio: [opts.stdio ?? 'inherit', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit', 'pipe'],
   });
@@ -36,22 +43,32 @@ export async function supervise(cmd: string, args: string[], opts: SupervisorOpt
     throw new EpolltrackError('the launcher could not install the seccomp filter (is this a kernel with seccomp user notification, 5.0+?)');
   }
   const pidfd = pidfdOpen(child.pid!);
-  const listener = pidfd >= 0 ? pidfdGetfd(pidfd, Number(m[1])) : -1;
+  const listenerFd = pidfd >= 0 ? pidfdGetfd(pidfd, Number(m[1])) : -1;
   closeFd(pidfd);
-  if (listener < 0) {
+  if (listenerFd < 0) {
     child.kill('SIGKILL');
     throw new EpolltrackError('could not take the seccomp listener from the launcher (pidfd_getfd needs root or ptrace rights)');
   }
+  ctl.end('go\n');
+  return { child, listenerFd, exited };
+}
+
+/** Run `cmd` under the supervisor until every process using the filter is gone. */
+export async function supervise(cmd: string, args: string[], opts: SupervisorOptions & {
+  stdio?: 'inherit' | 'pipe';
+  onSpawn?: (pid: number, child: ChildProcess) => void;
+  onSwap?: (r: SwapRecord) => void;
+}): Promise<SuperviseResult> {
   const supervisor = new Supervisor(opts);
   if (opts.onSwap) supervisor.on('swap', opts.onSwap);
   supervisor.on('error', (err: Error) => process.stderr.write(`epolltrack: supervisor: ${err.message}\n`));
-  ctl.end('go\n');
+  const { listenerFd, exited } = await launch(cmd, args, opts);
   try {
-    await supervisor.serve(listener);
+    await supervisor.serve(listenerFd);
     const r = await exited;
     return { ...r, supervisor };
   } finally {
-    closeFd(listener);
+    closeFd(listenerFd);
     supervisor.close();
   }
 }

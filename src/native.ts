@@ -77,6 +77,7 @@ function bindLibc() {
     close: lib.func('int close(int fd)'),
     vsnprintf: lib.func('int vsnprintf(_Out_ char *buf, size_t size, const char *fmt, void *ap)'),
     epoll_create1: lib.func('int epoll_create1(int flags)'),
+    epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
     syscall5: lib.func('long syscall(long nr, long a, long b, long c, long d, long e)'),
     syscall5p: lib.func('long syscall(long nr, long a, long b, long c, long d, void *e)'),
     geteuid: lib.func('uint32_t geteuid(void)'),
