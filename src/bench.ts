@@ -4,6 +4,7 @@
  * to an epoll_ctl ADD+DEL pair and to an unrelated syscall.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DEFAULT_PIN_DIR } from '../loader/constants.js';
@@ -59,6 +60,19 @@ async function fixture(): Promise<{ pid: number; cmd: (c: string) => Promise<num
   return { pid: child.pid!, cmd, stop: () => { child.stdin!.end(); child.kill('SIGKILL'); } };
 }
 
+/** Pin dirs under /sys/fs/bpf, other than ours, with epolltrack links in them. */
+function otherTrackers(pinDir: string): string[] {
+  const out: string[] = [];
+  let names: string[] = [];
+  try { names = readdirSync('/sys/fs/bpf'); } catch { return out; }
+  for (const n of names) {
+    const dir = join('/sys/fs/bpf', n);
+    if (dir !== pinDir && isLoaded(dir)) out.push(dir);
+  }
+  if (isLoaded(DEFAULT_PIN_DIR) && pinDir !== DEFAULT_PIN_DIR && !out.includes(DEFAULT_PIN_DIR)) out.push(DEFAULT_PIN_DIR);
+  return out;
+}
+
 function ctlCost(): CtlCost {
   return JSON.parse(execFileSync(join(packageRoot(), 'build', 'bin', 'ctlbench'), ['200000'], { encoding: 'utf8' })) as CtlCost;
 }
@@ -72,7 +86,8 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
   const ownTracker = !isLoaded(pinDir);
   // The syscall baseline needs a kernel where no tracker is attached.
-  const otherTracker = isLoaded(DEFAULT_PIN_DIR) && pinDir !== DEFAULT_PIN_DIR;
+  const others = otherTrackers(pinDir);
+  const otherTracker = others.length > 0;
   let baseline: CtlCost | undefined;
   if (ownTracker && !otherTracker) {
     log('measuring epoll_ctl and getppid without the tracker');
@@ -116,7 +131,7 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
         getppidRatio: tracked.getppid_ns / baseline.getppid_ns,
       };
     } else {
-      syscalls = { skipped: otherTracker ? `a tracker is loaded at ${DEFAULT_PIN_DIR}: no clean baseline` : `bench used the tracker already loaded at ${pinDir}` };
+      syscalls = { skipped: otherTracker ? `trackers are loaded at ${others.join(', ')}: no clean baseline` : `bench used the tracker already loaded at ${pinDir}` };
     }
     let swaps: SwapRow[] | undefined;
     if (opts.swaps !== false) {
