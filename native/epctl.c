@@ -7,6 +7,7 @@
  *   write FD | read FD | wait EPFD     (wait: epoll_wait timeout 0, answers the count)
  *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
  *   fork PATH     fork a child that serves commands over a connection to the unix socket PATH
+ *   sockopts FD   set SO_KEEPALIVE, SO_REUSEADDR, SO_RCVBUF 64K, TCP_NODELAY
  *   connect FD IP PORT   (IPv4, as the socket's flags say: blocking or not)
  *   exit
  */
@@ -25,6 +26,7 @@
 #include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 static int count_fds(void)
@@ -144,6 +146,13 @@ static void serve(FILE *in, FILE *out)
 				sa.sin_port = htons(b);
 				r = connect(a, (struct sockaddr *)&sa, sizeof(sa));
 			}
+		} else if (!strcmp(cmd, "sockopts")) {
+			/* sockopts FD: what a caller may set before connect */
+			int one = 1, rcv = 65536;
+			r = setsockopt(a, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+			    setsockopt(a, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+			    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) ||
+			    setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ? -1 : 0;
 		} else if (!strcmp(cmd, "exit")) {
 			fprintf(out, "ok 0\n");
 			exit(0);

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../../src/index.js';
-import { closeFd } from '../../src/native.js';
-import { c, encodeSockaddr, parseEndpoint, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/seccomp.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../../src/native.js';
+import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/seccomp.js';
 import { supervise } from '../../src/launch.js';
 import type { SwapRecord } from '../../src/supervisor.js';
 import { TEST_MODE, testPinDir } from '../helpers/env.js';
@@ -19,6 +19,19 @@ const BIN = join(process.cwd(), 'build', 'bin');
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const FROM = '127.0.0.2:80';
 const HANG_FROM = '127.0.0.2:81';
+
+/** The socket options of pid:fd that a supervisor must carry over. */
+function socketOptsOf(pid: number, fd: number): Record<string, number> {
+  const pidfd = pidfdOpen(pid);
+  const copy = pidfdGetfd(pidfd, fd);
+  try {
+    const info = socketInfo(copy);
+    return Object.fromEntries((info?.options ?? []).map((o) => [o.label, o.value]));
+  } finally {
+    closeFd(copy);
+    closeFd(pidfd);
+  }
+}
 
 interface ClientLine { i: number; pid: number; fd: number; connect: string; out: boolean; in: boolean; reply: string; mod: number; del: number }
 
@@ -143,21 +156,40 @@ describe('supervisor', function () {
     await cmd(`add ${ep} ${s} ${(0x80000000 | 0x2000 | 0x1).toString(16)} 81985529216486895`);
     await cmd(`add ${ep2} ${s} 40000004 42`);
     await cmd(`add ${ep2} ${keep} 1 7`); // the old file under another number: stays
+    await cmd(`sockopts ${s}`);
+    // A third epoll whose EPOLLONESHOT registration already fired: it must stay disarmed.
+    const [ep3] = await cmd('create');
+    await cmd(`add ${ep3} ${s} 40000004 3`);
+    expect(await cmd(`wait ${ep3}`)).to.deep.equal([1]); // an unconnected TCP socket is writable: fires
+    const optsBefore = socketOptsOf(pid, s);
     const byEpfd = (m: { epfd: number }, n: { epfd: number }) => m.epfd - n.epfd;
     // The file at s is registered under s twice, and under keep once (same file).
     const all = tracker.membershipsOf(pid, s).sort((a, b) => a.epfd - b.epfd || a.tfd - b.tfd);
-    expect(all.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 81985529216486895n], [ep2, s, 42n], [ep2, keep, 7n]]);
+    expect(all.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 81985529216486895n], [ep2, s, 42n], [ep2, keep, 7n], [ep3, s, 3n]]);
+    expect(all[3].events, 'fired EPOLLONESHOT keeps only its private bits').to.equal(0x40000000);
     const before = all.filter((m) => m.tfd === s);
     await cmd(`connect ${s} 127.0.0.2 80`); // blocking: swapped when it returns
     const after = tracker.membershipsOf(pid, s).sort(byEpfd);
-    expect(after.map(({ source, ...m }) => m)).to.deep.equal(before.map(({ source, ...m }) => m));
+    // EPOLL_CTL_ADD always arms EPOLLERR|EPOLLHUP (0x18): a fired EPOLLONESHOT comes back
+    // disarmed but for those two. Every other registration is the same to the bit.
+    const ERR_HUP = 0x18;
+    const norm = (ms: typeof after) => ms.map(({ source, ...m }) => ({ ...m, events: m.epfd === ep3 ? (m.events & ~ERR_HUP) >>> 0 : m.events }));
+    expect(norm(after)).to.deep.equal(norm(before));
+    expect(after.filter((m) => m.epfd !== ep3).map(({ source, ...m }) => m)).to.deep.equal(before.filter((m) => m.epfd !== ep3).map(({ source, ...m }) => m));
     expect(after).to.deep.equal(fdinfoMemberships(pid, s).sort(byEpfd).map((m) => ({ ...m, source: after[0].source })));
+    expect(after.find((m) => m.epfd === ep3)?.events, 'still disarmed (but for ERR|HUP)').to.equal(0x40000000 | ERR_HUP);
+    expect(await cmd(`wait ${ep3}`), 'a disarmed EPOLLONESHOT does not fire').to.deep.equal([0]);
+    const optsAfter = socketOptsOf(pid, s);
+    expect(optsAfter).to.deep.equal(optsBefore);
+    expect(optsAfter.SO_KEEPALIVE).to.equal(1);
+    expect(optsAfter.TCP_NODELAY).to.equal(1);
+    expect(optsAfter.SO_REUSEADDR).to.equal(1);
     // The old file lives on at `keep`: only its own registration is left on it.
     const old = tracker.membershipsOf(pid, keep);
     expect(old.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep2, keep, 7n]]);
     child!.stdin!.write('exit\n');
     const r = await done;
-    expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 2]]);
+    expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 3]]);
   });
 
   it('connect() with bad arguments gets what the kernel would answer', async () => {
