@@ -45,8 +45,10 @@ mount -t devtmpfs devtmpfs "$R/dev" || fail "mount devtmpfs"
 mkdir -p "$R/dev/pts" "$R/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts" || say "devpts failed"
 mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm" || say "/dev/shm failed"
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" || fail "mount tmpfs on /tmp"
+# The host's /tmp stays visible (read-only): a project cloned there must be reachable.
+# Scratch space is a tmpfs under /run, and TMPDIR/HOME point at it.
 mount -t tmpfs -o mode=755 tmpfs "$R/run" || fail "mount tmpfs on /run"
+mkdir -p -m 1777 "$R/run/tmp"
 mount -t bpf -o mode=700 bpf "$R/sys/fs/bpf" || fail "mount bpffs"
 mount -t tracefs tracefs "$R/sys/kernel/tracing" || fail "mount tracefs"
 mount -t debugfs debugfs "$R/sys/kernel/debug" || say "debugfs failed"
@@ -66,8 +68,8 @@ ulimit -c 0
 stty -F "$OUT" -opost -echo 2>/dev/null   # no \n -> \r\n on the way out
 say "running command"
 echo "@@EPOLLTRACK-BEGIN-$NONCE@@" >"$OUT"
-env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
-  TERM=dumb LANG=C.UTF-8 TMPDIR=/tmp USER=root LOGNAME=root \
+env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/run/tmp \
+  TERM=dumb LANG=C.UTF-8 TMPDIR=/run/tmp USER=root LOGNAME=root \
   chroot "$R" /bin/bash /run/epolltrack/cmd.sh </dev/null >"$OUT" 2>&1
 rc=$?
 echo "@@EPOLLTRACK-EXIT-$NONCE $rc@@" >"$OUT"

@@ -8,8 +8,8 @@
 #   CMD        one argument: a bash script string (like ssh): 'uname -r; ls /'
 #              several arguments: an argv, executed as is
 #
-# The command runs as root in the host's current directory, with HOME=/tmp,
-# a fresh tmpfs on /tmp and /run, and proc, sysfs, devtmpfs, bpffs, tracefs,
+# The command runs as root in the host's current directory, with HOME=TMPDIR=/run/tmp,
+# a fresh tmpfs on /run (the host's /tmp is visible read-only), and proc, sysfs, devtmpfs, bpffs, tracefs,
 # debugfs, securityfs and cgroup2 mounted. Its stdout+stderr come back on this
 # script's stdout; the exit status is the command's. 124: timeout,
 # 125: the harness or the guest failed (message on stderr).
@@ -71,7 +71,7 @@ NONCE=$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
 # --- the command script, run by the host's /bin/bash inside the chroot ---
 mkdir -p "$WORK/rootfs/epolltrack"
 {
-  printf 'cd -- %q 2>/dev/null || { echo "run-in-guest: cannot cd to %q in the guest (not on the 9p root, or under /tmp?)" >&2; exit 125; }\n' "$PWD" "$PWD"
+  printf 'cd -- %q 2>/dev/null || { echo "run-in-guest: cannot cd to %q in the guest (not on the 9p root?)" >&2; exit 125; }\n' "$PWD" "$PWD"
   printf 'export PWD=%q\n' "$PWD"
   for v in ${EPOLLTRACK_GUEST_ENV:-}; do
     if [ -n "${!v+x}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
