@@ -546,6 +546,16 @@ int lookup(struct bpf_iter__task *ctx)
 		return 0;
 	}
 	hdr.file = (__u64)file;
+	{
+		/* close-on-exec lives in the fd table's bitmap, not in the file */
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		unsigned long *coe = BPF_CORE_READ(fdt, close_on_exec);
+		unsigned long word = 0;
+
+		bpf_probe_read_kernel(&word, sizeof(word), &coe[iter_in.want_fd / 64]);
+		if (word & (1UL << (iter_in.want_fd % 64)))
+			hdr.flags |= ET_LK_CLOEXEC;
+	}
 	hdr.priv = (__u64)BPF_CORE_READ(file, private_data);
 	hdr.f_op = (__u64)BPF_CORE_READ(file, f_op);
 

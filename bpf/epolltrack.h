@@ -63,6 +63,7 @@ enum et_lookup_status {
 
 enum et_lookup_flags {
 	ET_LK_TRUNCATED = 1, /* more than ET_MAX_EPI epitems */
+	ET_LK_CLOEXEC = 2,   /* the fd has close-on-exec set */
 };
 
 struct et_lookup_hdr {

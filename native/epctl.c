@@ -7,6 +7,7 @@
  *   write FD | read FD | wait EPFD     (wait: epoll_wait timeout 0, answers the count)
  *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
  *   fork PATH     fork a child that serves commands over a connection to the unix socket PATH
+ *   cloexec FD    set close-on-exec on FD
  *   sockopts FD   set SO_KEEPALIVE, SO_REUSEADDR, SO_RCVBUF 64K, TCP_NODELAY
  *   connect FD IP PORT   (IPv4, as the socket's flags say: blocking or not)
  *   exit
@@ -146,6 +147,8 @@ static void serve(FILE *in, FILE *out)
 				sa.sin_port = htons(b);
 				r = connect(a, (struct sockaddr *)&sa, sizeof(sa));
 			}
+		} else if (!strcmp(cmd, "cloexec")) {
+			r = fcntl(a, F_SETFD, FD_CLOEXEC);
 		} else if (!strcmp(cmd, "sockopts")) {
 			/* sockopts FD: what a caller may set before connect */
 			int one = 1, rcv = 65536;

@@ -73,6 +73,7 @@ export function encodeIterIn(epollFops: bigint, wantFd: number, b = Buffer.alloc
 export const LOOKUP_MAGIC = 0x45504c54;
 export const LK_STATUS = { ok: 0, noFiles: 1, badFd: 2 } as const;
 export const LK_TRUNCATED = 1;
+export const LK_CLOEXEC = 2;
 export const LOC_STATE = { none: 0, verified: 1, remote: 2, stale: 3 } as const;
 
 /** struct et_lookup_hdr { u32 magic, status; u64 file, priv, f_op; u32 tgid, nitems, flags, pad; } : 48 bytes */

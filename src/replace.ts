@@ -88,17 +88,19 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
       oldCopy = pidfdGetfd(pidfd, target.fd);
       if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
     }
-    const cloexec = opts.cloexec ?? fdCloexec(tgid, target.fd);
     const fixup = opts.fixup ?? true;
     let regs: Membership[] = [];
     let source: ReplaceResult['source'] = 'none';
+    let cloexec = opts.cloexec;
     const l0 = process.hrtime.bigint();
     if (fixup) {
       const all = opts.tracker ? opts.tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
       source = opts.tracker ? opts.tracker.lastLookup.source : 'fdinfo';
+      cloexec ??= opts.tracker?.lastLookup.cloexec;
       regs = all.filter((m) => m.tfd === target.fd);
     }
     const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
+    cloexec ??= fdCloexec(tgid, target.fd);
 
     // 2. (new file, N) into each epoll.
     const adds = ctlBatch(regs.map((m) => ({

@@ -6,7 +6,7 @@
  * moved (replaceFd). Every other connect continues in the kernel untouched.
  */
 import { EventEmitter } from 'node:events';
-import { statSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
@@ -156,7 +156,7 @@ export class Supervisor extends EventEmitter {
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
-      const ino = statSync(`/proc/self/fd/${old}`, { bigint: true }).ino;
+      const ino = fstatSync(old, { bigint: true }).ino;
       if (this.installed.get(`${tgid}:${fd}`) === ino || info.connected || info.type !== 1) {
         // Ours already (a second connect), connected, or not a stream socket: the kernel answers.
         respond(listenerFd, n.id, { continue: true });
@@ -193,7 +193,7 @@ export class Supervisor extends EventEmitter {
       const r = await replaceFd({ listenerFd, id: n.id, pid: tgid, fd }, fresh, {
         tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid,
       });
-      this.installed.set(`${tgid}:${fd}`, statSync(`/proc/self/fd/${fresh}`, { bigint: true }).ino);
+      this.installed.set(`${tgid}:${fd}`, fstatSync(fresh, { bigint: true }).ino);
       // Our references go before the caller resumes: the old socket may die now (and with it any
       // registration left on it), and the new one is the caller's alone.
       closeFd(old);

@@ -16,7 +16,7 @@ import { BpfObject, destroyLink, readIter } from './bpfobject.js';
 import { BadFdError, NoSuchProcessError, NotLoadedError } from './errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
-  decodeLookupHdr, decodeLookupItem, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
+  decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
   SEED, SEED_REC_SIZE, decodeSeedRec, type LookupHdr, type LookupItem,
 } from './layout.js';
 import {
@@ -32,6 +32,8 @@ export interface LookupInfo {
   source: 'bpf' | 'fdinfo';
   reason?: FallbackReason;
   micros: number;
+  /** the fd's close-on-exec flag, read from the fd table with the answer */
+  cloexec?: boolean;
 }
 
 export interface TrackerOptions {
@@ -139,8 +141,9 @@ export class Tracker {
   membershipsOf(pid: number, fd: number): Membership[] {
     this.assertOpen();
     const t0 = process.hrtime.bigint();
+    let cloexec: boolean | undefined;
     const done = (out: Membership[], source: 'bpf' | 'fdinfo', reason?: FallbackReason) => {
-      this.lastLookup = { source, reason, micros: Number(process.hrtime.bigint() - t0) / 1000 };
+      this.lastLookup = { source, reason, micros: Number(process.hrtime.bigint() - t0) / 1000, cloexec };
       if (reason) this.fallbacks[reason]++;
       return out;
     };
@@ -150,6 +153,7 @@ export class Tracker {
       const r = this.raw(pid, fd);
       if (!r || r.hdr.status === LK_STATUS.noFiles) throw new NoSuchProcessError(`no process ${pid}`);
       if (r.hdr.status === LK_STATUS.badFd) throw new BadFdError(`process ${pid} has no open fd ${fd}`);
+      cloexec = (r.hdr.flags & LK_CLOEXEC) !== 0;
       if (r.hdr.flags & LK_TRUNCATED) return done(this.fallback(pid, fd, []), 'fdinfo', 'truncated');
 
       const out: Membership[] = [];

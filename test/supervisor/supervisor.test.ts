@@ -157,6 +157,10 @@ describe('supervisor', function () {
     await cmd(`add ${ep2} ${s} 40000004 42`);
     await cmd(`add ${ep2} ${keep} 1 7`); // the old file under another number: stays
     await cmd(`sockopts ${s}`);
+    await cmd(`cloexec ${s}`);
+    const cloexecOf = (fd: number) => (parseInt(/^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'))![1], 8) & 0o2000000) !== 0;
+    expect(cloexecOf(s)).to.equal(true);
+    expect(cloexecOf(keep)).to.equal(false);
     // A third epoll whose EPOLLONESHOT registration already fired: it must stay disarmed.
     const [ep3] = await cmd('create');
     await cmd(`add ${ep3} ${s} 40000004 3`);
@@ -179,6 +183,7 @@ describe('supervisor', function () {
     expect(after).to.deep.equal(fdinfoMemberships(pid, s).sort(byEpfd).map((m) => ({ ...m, source: after[0].source })));
     expect(after.find((m) => m.epfd === ep3)?.events, 'still disarmed (but for ERR|HUP)').to.equal(0x40000000 | ERR_HUP);
     expect(await cmd(`wait ${ep3}`), 'a disarmed EPOLLONESHOT does not fire').to.deep.equal([0]);
+    expect(cloexecOf(s), 'close-on-exec kept').to.equal(true);
     const optsAfter = socketOptsOf(pid, s);
     expect(optsAfter).to.deep.equal(optsBefore);
     expect(optsAfter.SO_KEEPALIVE).to.equal(1);
