@@ -6,10 +6,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { DEFAULT_PIN_DIR } from '../loader/constants.js';
 import { isLoaded, load, unload } from '../loader/load.js';
 import { packageRoot } from './bpfobject.js';
+import { EpctlChannel } from './epctl-channel.js';
 import { fdinfoMemberships } from './fdinfo.js';
 import { openTracker, type Tracker } from './tracker.js';
 
@@ -49,15 +49,9 @@ function time(fn: () => unknown, n: number, budgetMs: number): number[] {
 /** A fixture process that grows to N fds with a few registrations. */
 async function fixture(): Promise<{ pid: number; cmd: (c: string) => Promise<number[]>; stop: () => void }> {
   const child = spawn(join(packageRoot(), 'build', 'bin', 'epctl'), [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const rl = createInterface({ input: child.stdout! });
-  const waiters: ((l: string) => void)[] = [];
-  rl.on('line', (l) => waiters.shift()?.(l));
-  const cmd = (c: string) => new Promise<number[]>((resolve, reject) => {
-    waiters.push((l) => (l.startsWith('ok') ? resolve(l.split(' ').slice(1).map(Number)) : reject(new Error(`fixture: ${c}: ${l}`))));
-    child.stdin!.write(`${c}\n`);
-  });
-  await cmd('pid');
-  return { pid: child.pid!, cmd, stop: () => { child.stdin!.end(); child.kill('SIGKILL'); } };
+  const ch = new EpctlChannel(child);
+  await ch.cmd('pid');
+  return { pid: child.pid!, cmd: (c) => ch.cmd(c), stop: () => { child.stdin!.end(); child.kill('SIGKILL'); } };
 }
 
 /** Pin dirs under /sys/fs/bpf, other than ours, with epolltrack links in them. */

@@ -6,11 +6,12 @@
  * and swaps it in with SECCOMP_ADDFD_FLAG_SETFD. Once with the epoll fix-up,
  * once without.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { isLoaded, load, unload } from '../loader/load.js';
 import { packageRoot } from './bpfobject.js';
+import { EpctlChannel } from './epctl-channel.js';
 import { decodeEvents } from './events.js';
 import { fdinfoMemberships, type Membership } from './fdinfo.js';
 import { supervise } from './launch.js';
@@ -26,21 +27,12 @@ interface ClientLine { connect: string; out: boolean; in: boolean; reply: string
 
 /** A supervised epctl: the steps of the scenario, one by one, so the tracker can look between them. */
 async function registrations(tracker: Tracker, ns: string, redirect: { from: string; to: string }, fixup: boolean, out: (s: string) => void): Promise<void> {
-  let ask: ((l: string) => void) | undefined;
-  let child: import('node:child_process').ChildProcess | undefined;
+  let ch: EpctlChannel | undefined;
   const done = supervise('ip', ['netns', 'exec', ns, bin('epctl')], {
     redirects: [{ from: parseEndpoint(redirect.from)!, to: parseEndpoint(redirect.to)! }], fixup, tracker, stdio: 'pipe',
-    onSpawn: (_p, ch) => {
-      child = ch;
-      let buf = '';
-      ch.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 1); const a = ask; ask = undefined; a?.(l); }
-      });
-    },
+    onSpawn: (_p, child) => { ch = new EpctlChannel(child); },
   });
-  const cmd = (c: string) => new Promise<number[]>((res) => { ask = (l) => res(l.split(' ').slice(1).map(Number)); child!.stdin!.write(`${c}\n`); });
+  const cmd = (c: string) => ch!.cmd(c);
   const [pid] = await cmd('pid');
   const [ep] = await cmd('create');
   const [s] = await cmd('socket');
@@ -49,9 +41,9 @@ async function registrations(tracker: Tracker, ns: string, redirect: { from: str
   await cmd(`connect ${s} ${redirect.from.replace(':', ' ')}`);
   const after = tracker.membershipsOf(pid, s);
   out(`  after the swap: fd ${s} ${fmt(after)} (${tracker.lastLookup.source}, ${tracker.lastLookup.micros.toFixed(1)} µs)`);
-  const reply = await new Promise<string>((res) => { ask = res; child!.stdin!.write(`mod ${ep} ${s} 1 0\n`); });
+  const reply = await ch!.send(`mod ${ep} ${s} 1 0`);
   out(`  the program's EPOLL_CTL_MOD on fd ${s}: ${reply === 'ok 0' ? 'ok' : reply === 'err 2' ? 'fails with ENOENT' : reply}`);
-  child!.stdin!.write('exit\n');
+  await ch!.send('exit');
   await done;
 }
 
@@ -90,14 +82,10 @@ export async function demo(out: (s: string) => void): Promise<void> {
     }
     // Why the tracker: the same question about a process with many fds.
     out('3. Finding the registrations of one fd in a process with 19000 fds:');
-    const { spawn } = await import('node:child_process');
     const big = spawn(bin('epctl'), [], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines: string[] = [];
-    const next = () => new Promise<string>((res) => { const t = () => { const l = lines.shift(); if (l !== undefined) res(l); else setTimeout(t, 5); }; t(); });
-    let buf = '';
-    big.stdout!.on('data', (d: Buffer) => { buf += d.toString(); let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); } });
+    const bigCh = new EpctlChannel(big);
     try {
-      for (const c of ['create', 'socket', 'add 3 4 5 1', 'nfds 19000']) { big.stdin!.write(`${c}\n`); await next(); }
+      for (const c of ['create', 'socket', 'add 3 4 5 1', 'nfds 19000']) await bigCh.cmd(c);
       const times: number[] = [];
       for (let i = 0; i < 200; i++) { tracker.membershipsOf(big.pid!, 4); times.push(tracker.lastLookup.micros); }
       times.sort((a, b) => a - b);

@@ -179,11 +179,25 @@ export interface SeedResult { registrations: number; epolls: number; removed: nu
  * live: add what is missing, refresh what is there, delete entries of an older
  * generation that were not seen (removals the hooks could not see).
  */
-export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedResult {
-  const t0 = process.hrtime.bigint();
-  const gen = Number(readStats(fds.stats).gen) + 1;
-  writeStat(fds.stats, STAT.gen, BigInt(gen));
+/** A live registration found by the seed walk, at the (task, fd) that shows it best. */
+export interface SeedReg {
+  key: RegKey;
+  events: number;
+  data: bigint;
+  /** a process holding the target file, at `fd` (fd === key.tfd when one holds it under that number) */
+  tgid: number;
+  fd: number;
+}
 
+export interface SeedWalk {
+  /** where each epoll instance is open now */
+  locs: Map<bigint, Loc[]>;
+  /** each live registration once, by `${file}:${ep}:${tfd}` */
+  regs: Map<string, SeedReg>;
+}
+
+/** Walk every task file in the kernel (the `seed` iterator) and collect what is live. */
+export function walkKernel(obj: BpfObject, epollFops: bigint): SeedWalk {
   setIterInput(obj, epollFops, 0);
   const link = obj.attachIter('seed');
   let out: Buffer;
@@ -192,29 +206,31 @@ export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedRe
   } finally {
     destroyLink(link);
   }
-
-  // Epoll locations seen now, per instance.
-  const seenLocs = new Map<bigint, Loc[]>();
-  const regs = new Map<string, { key: RegKey; val: RegVal; atTfd: boolean }>();
+  const locs = new Map<bigint, Loc[]>();
+  const regs = new Map<string, SeedReg>();
   for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
     const r = decodeSeedRec(out, off);
     if (r.kind === SEED.epoll) {
-      const l = seenLocs.get(r.ep) ?? [];
+      const l = locs.get(r.ep) ?? [];
       l.push({ tgid: r.tgid, fd: r.fd });
-      seenLocs.set(r.ep, l);
+      locs.set(r.ep, l);
     } else if (r.kind === SEED.reg) {
       const id = `${r.file}:${r.ep}:${r.tfd}`;
       const prev = regs.get(id);
       // The process that holds the target at tfd is the best "target" process.
-      if (!prev || (r.fd === r.tfd && !prev.atTfd)) {
-        regs.set(id, {
-          key: { file: r.file, ep: r.ep, tfd: r.tfd },
-          val: { data: r.data, events: r.events, targetTgid: r.tgid, epTgid: 0, epFd: 0, gen },
-          atTfd: r.fd === r.tfd,
-        });
+      if (!prev || (r.fd === r.tfd && prev.fd !== prev.key.tfd)) {
+        regs.set(id, { key: { file: r.file, ep: r.ep, tfd: r.tfd }, events: r.events, data: r.data, tgid: r.tgid, fd: r.fd });
       }
     }
   }
+  return { locs, regs };
+}
+
+export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedResult {
+  const t0 = process.hrtime.bigint();
+  const gen = Number(readStats(fds.stats).gen) + 1;
+  writeStat(fds.stats, STAT.gen, BigInt(gen));
+  const { locs: seenLocs, regs } = walkKernel(obj, epollFops);
 
   let full = 0;
   // Locations: keep a current one when it is among those seen, else take the first seen.
@@ -225,10 +241,10 @@ export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedRe
   }
   for (const { ep } of dumpEpolls(fds.epolls)) if (!seenLocs.has(ep)) deleteLoc(fds.epolls, ep);
 
-  for (const { key, val } of regs.values()) {
-    const loc = lookupLoc(fds.epolls, key.ep);
-    if (loc) { val.epTgid = loc.tgid; val.epFd = loc.fd; }
-    if (!putReg(fds.regs, key, val)) full++;
+  for (const r of regs.values()) {
+    const loc = lookupLoc(fds.epolls, r.key.ep);
+    const val: RegVal = { data: r.data, events: r.events, targetTgid: r.tgid, epTgid: loc?.tgid ?? 0, epFd: loc?.fd ?? 0, gen };
+    if (!putReg(fds.regs, r.key, val)) full++;
   }
   let removed = 0;
   for (const { key, val } of dumpRegs(fds.regs)) {

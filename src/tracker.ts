@@ -17,10 +17,10 @@ import { BadFdError, NoSuchProcessError, NotLoadedError } from './errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
   decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
-  SEED, SEED_REC_SIZE, decodeSeedRec, type LookupHdr, type LookupItem,
+  type LookupHdr, type LookupItem,
 } from './layout.js';
 import {
-  closeMaps, IterInput, learnEpollFops, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps, setIterInput,
+  closeMaps, IterInput, learnEpollFops, walkKernel, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps,
   type MapFds, type SeedResult,
 } from './maps.js';
 import type { Pointer } from './native.js';
@@ -213,39 +213,14 @@ export class Tracker {
   /** Every live registration on the host (or of one process), read from the kernel now. */
   registrations(opts: { pid?: number } = {}): Registration[] {
     this.assertOpen();
-    setIterInput(this.obj, this.epollFops, 0);
-    const link = this.obj.attachIter(ITER_PROG.seed);
-    let out: Buffer;
-    try {
-      out = readIter(link, Buffer.alloc(1 << 16));
-    } finally {
-      destroyLink(link);
-    }
-    const locs = new Map<bigint, { tgid: number; fd: number }[]>();
-    const regs = new Map<string, Registration & { ep: bigint; atTfd: boolean }>();
-    for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
-      const s = decodeSeedRec(out, off);
-      if (s.kind === SEED.epoll) {
-        const l = locs.get(s.ep) ?? [];
-        l.push({ tgid: s.tgid, fd: s.fd });
-        locs.set(s.ep, l);
-        continue;
-      }
-      const id = `${s.file}:${s.ep}:${s.tfd}`;
-      const prev = regs.get(id);
-      if (prev && (prev.atTfd || s.fd !== s.tfd)) continue;
-      regs.set(id, {
-        pid: s.tgid, fd: s.fd, epollPid: 0, epfd: -1, tfd: s.tfd, events: s.events, data: s.data, ep: s.ep,
-        atTfd: s.fd === s.tfd,
-      });
-    }
+    const { locs, regs } = walkKernel(this.obj, this.epollFops);
     const rows: Registration[] = [];
     for (const r of regs.values()) {
-      if (opts.pid !== undefined && r.pid !== opts.pid) continue;
-      const l = locs.get(r.ep) ?? [];
-      const loc = l.find((x) => x.tgid === r.pid) ?? l[0] ?? lookupLoc(this.fds.epolls, r.ep);
+      if (opts.pid !== undefined && r.tgid !== opts.pid) continue;
+      const l = locs.get(r.key.ep) ?? [];
+      const loc = l.find((x) => x.tgid === r.tgid) ?? l[0] ?? lookupLoc(this.fds.epolls, r.key.ep);
       rows.push({
-        pid: r.pid, fd: r.fd, epollPid: loc?.tgid ?? 0, epfd: loc?.fd ?? -1, tfd: r.tfd, events: r.events, data: r.data,
+        pid: r.tgid, fd: r.fd, epollPid: loc?.tgid ?? 0, epfd: loc?.fd ?? -1, tfd: r.key.tfd, events: r.events, data: r.data,
       });
     }
     rows.sort((a, b) => a.pid - b.pid || a.fd - b.fd || a.epollPid - b.epollPid || a.epfd - b.epfd);

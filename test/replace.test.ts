@@ -3,7 +3,6 @@
  * raised, each against a real seccomp listener and a real caller.
  */
 import { expect } from 'chai';
-import { type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -12,28 +11,16 @@ import {
 } from '../src/index.js';
 import { closeFd, libc, pidfdGetfd, pidfdOpen } from '../src/native.js';
 import { POLLIN, pollAsync } from '../src/seccomp.js';
+import { EpctlChannel } from '../src/epctl-channel.js';
 import { TEST_MODE, testPinDir } from './helpers/env.js';
 
 const EPCTL = join(process.cwd(), 'build', 'bin', 'epctl');
 
 /** epctl under our own filter; commands answer asynchronously, since connect waits for us. */
 async function caller(): Promise<{ l: Launched; cmd: (c: string) => Promise<string> }> {
-  let child: ChildProcess | undefined;
-  const waiters: ((s: string) => void)[] = [];
-  const l = await launch(EPCTL, [], {
-    stdio: 'pipe',
-    onSpawn: (_p, ch) => {
-      child = ch;
-      let buf = '';
-      ch.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) { const line = buf.slice(0, i); buf = buf.slice(i + 1); waiters.shift()?.(line); }
-      });
-    },
-  });
-  const cmd = (c: string) => new Promise<string>((res) => { waiters.push(res); child!.stdin!.write(`${c}\n`); });
-  return { l, cmd };
+  let ch: EpctlChannel | undefined;
+  const l = await launch(EPCTL, [], { stdio: 'pipe', onSpawn: (_p, child) => { ch = new EpctlChannel(child); } });
+  return { l, cmd: (c) => ch!.send(c) };
 }
 
 async function notification(listenerFd: number): Promise<Notification> {

@@ -12,6 +12,7 @@ import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../.
 import { closeFd, pidfdGetfd, pidfdOpen } from '../../src/native.js';
 import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/seccomp.js';
 import { supervise } from '../../src/launch.js';
+import { EpctlChannel } from '../../src/epctl-channel.js';
 import type { SwapRecord } from '../../src/supervisor.js';
 import { TEST_MODE, testPinDir } from '../helpers/env.js';
 
@@ -128,26 +129,12 @@ describe('supervisor', function () {
 
   it('moves the registration exactly: same epoll, fd, events and data; the old one is gone', async () => {
     // epctl drives the steps, so the test can look between them.
-    let child: ChildProcess | undefined;
-    const replies: string[] = [];
-    const waiters: ((l: string) => void)[] = [];
+    let ch: EpctlChannel | undefined;
     const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
       redirects: redirects(), tracker, stdio: 'pipe',
-      onSpawn: (_pid, ch) => {
-        child = ch;
-        let buf = '';
-        ch.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          let i;
-          while ((i = buf.indexOf('\n')) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiters.shift(); if (w) w(l); else replies.push(l); }
-        });
-      },
+      onSpawn: (_pid, child) => { ch = new EpctlChannel(child); },
     });
-    const cmd = (s: string) => new Promise<number[]>((res, rej) => {
-      waiters.push((l) => (l.startsWith('ok') ? res(l.split(' ').slice(1).map(Number)) : rej(new Error(`${s}: ${l}`))));
-      child!.stdin!.write(`${s}\n`);
-    });
-    await new Promise((r) => setTimeout(r, 50));
+    const cmd = (s: string) => ch!.cmd(s);
     const [pid] = await cmd('pid');
     const [ep] = await cmd('create');
     const [ep2] = await cmd('create');
@@ -192,7 +179,7 @@ describe('supervisor', function () {
     // The old file lives on at `keep`: only its own registration is left on it.
     const old = tracker.membershipsOf(pid, keep);
     expect(old.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep2, keep, 7n]]);
-    child!.stdin!.write('exit\n');
+    await ch!.send('exit');
     const r = await done;
     expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 3]]);
   });
