@@ -16,7 +16,7 @@ import { libc, type Pointer } from '../src/native.js';
 import {
   DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
 } from './constants.js';
-import { hasBtf, planModes, tracefsDir } from './probe.js';
+import { hasBtf, planModes } from './probe.js';
 
 export interface LoadOptions {
   pinDir?: string;
@@ -175,12 +175,7 @@ export function load(options: LoadOptions = {}): LoadResult {
     }
   }
   const why = Object.entries(notTaken).map(([m, r]) => `${m}: ${r}`).join('; ');
-  if (opts.mode !== 'auto' && lastErr === undefined) {
-    throw new NotSupportedError(`${opts.mode} mode is not supported here: ${why}`);
-  }
-  if (opts.mode === 'tracepoint' || !tracefsDir()) {
-    throw new NotSupportedError(`no hook mode works on this kernel: ${why}`, { cause: lastErr });
-  }
+  if (opts.mode !== 'auto') throw new NotSupportedError(`${opts.mode} mode is not supported here: ${notTaken[opts.mode]}`, { cause: lastErr });
   throw new NotSupportedError(`no hook mode works on this kernel: ${why}`, { cause: lastErr });
 }
 

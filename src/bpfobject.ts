@@ -34,8 +34,10 @@ function strerror(e: number): string {
 
 /** A BpfError whose message has the step, errno name and the last libbpf line that says why. */
 export function bpfError(step: string, err: number, hint = ''): BpfError {
-  const log = takeLibbpfLog().filter((l) => !/^\s*$/.test(l));
-  const why = log.reverse().find((l) => /error|failed|invalid|denied|not|unknown|refus/i.test(l));
+  const log = takeLibbpfLog().filter((l) => !/^\s*$/.test(l)).map((l) => l.replace(/^libbpf: /, ''));
+  // The most telling line: the program the kernel refused, else the last failure.
+  const why = log.find((l) => /program load failed|failed to attach|failed to create/i.test(l))
+    ?? log.reverse().find((l) => /error|failed|invalid|denied|not|unknown|refus/i.test(l));
   const e = Math.abs(err);
   const msg = `${step} failed: ${strerror(e)}${why ? ` (libbpf: ${why.trim().slice(0, 200)})` : ''}${hint ? `; ${hint}` : ''}`;
   const out = new BpfError(msg);
