@@ -8,11 +8,13 @@
  *   notsock   connect on a pipe fd (ENOTSOCK)
  *   badfd     connect on fd 999 (EBADF)
  *   block     a plain blocking connect (for hang tests; prints when it returns)
+ *   race      two threads connect the same socket at once (prints two lines)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,18 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+static int race_fd;
+static struct sockaddr_in race_addr;
+
+static void *race(void *arg)
+{
+	int r = connect(race_fd, (struct sockaddr *)&race_addr, sizeof(race_addr));
+
+	printf("{\"mode\":\"race\",\"ret\":%d,\"errno\":\"%s\",\"ms\":0}\n", r, r ? strerrorname_np(errno) : "");
+	fflush(stdout);
+	return arg;
+}
 
 int main(int argc, char **argv)
 {
@@ -34,6 +48,17 @@ int main(int argc, char **argv)
 	inet_pton(AF_INET, argv[2], &a.sin_addr);
 	a.sin_port = htons(atoi(argv[3]));
 	s = socket(AF_INET, SOCK_STREAM, 0);
+	if (!strcmp(mode, "race")) {
+		pthread_t t[2];
+
+		race_fd = s;
+		race_addr = a;
+		for (int i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, race, NULL);
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		return 0;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!strcmp(mode, "badptr")) {
 		r = connect(s, (struct sockaddr *)1, sizeof(a));

@@ -290,6 +290,16 @@ export function applyOptions(fd: number, opts: SocketInfo['options']): void {
   }
 }
 
+/**
+ * After a non-blocking connect completed: connect() once more, as a blocking
+ * connect would have ended, so the socket is SS_CONNECTED and a later
+ * connect() on it gets EISCONN like any connected socket.
+ */
+export function finishConnect(fd: number, to: SockAddr): void {
+  const a = encodeSockaddr(to);
+  c().connect(fd, a, a.length);
+}
+
 export function socketError(fd: number): number {
   return getInt(fd, SOL_SOCKET, SO_ERROR) ?? EINVAL;
 }

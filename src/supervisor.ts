@@ -10,7 +10,7 @@ import { fstatSync } from 'node:fs';
 import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
-  EBADF, EFAULT, EINPROGRESS, EINVAL, ENOTSOCK, ETIMEDOUT, formatSockaddr, notificationValid, parseSockaddr,
+  EBADF, EFAULT, EINPROGRESS, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
   socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
@@ -182,6 +182,7 @@ export class Supervisor extends EventEmitter {
         }
         const se = socketError(fresh);
         if (se) return fail(se, `connect to ${rec.to} failed: errno ${se}`);
+        finishConnect(fresh, rule.to);
         setNonblock(fresh, false);
       } else if (c.err === EINPROGRESS) {
         result = { error: EINPROGRESS };

@@ -184,6 +184,17 @@ describe('supervisor', function () {
     expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 3]]);
   });
 
+  it('two threads connecting the same socket at once: one swap, the other gets what the kernel says', async () => {
+    const r = await runSupervised([join(BIN, 'badconnect'), 'race', '127.0.0.2', '80'], true);
+    const got = r.out.trim().split('\n').map((l) => JSON.parse(l) as { ret: number; errno: string });
+    expect(got).to.have.length(2);
+    const ok = got.filter((g) => g.ret === 0);
+    const other = got.filter((g) => g.ret !== 0);
+    expect(ok, r.out).to.have.length(1);
+    expect(['EISCONN', 'EALREADY']).to.include(other[0].errno);
+    expect(r.swaps.filter((x) => x.result === 'swapped' && !x.error)).to.have.length(1);
+  });
+
   it('connect() with bad arguments gets what the kernel would answer', async () => {
     for (const mode of ['badptr', 'unmapped', 'biglen', 'neglen', 'shortlen', 'notsock', 'badfd']) {
       const plain = spawnSync('ip', ['netns', 'exec', ns, join(BIN, 'badconnect'), mode, '127.0.0.2', '80'], { encoding: 'utf8' });
