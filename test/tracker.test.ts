@@ -101,6 +101,17 @@ describe(`Tracker (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, function () 
     expect(sameMemberships(got, fdinfoMemberships(p.pid, s, { pids: [child.pid] }))).to.equal(true);
   });
 
+  it('sees registrations made through io_uring (IORING_OP_EPOLL_CTL), which bypass the epoll_ctl syscall', async () => {
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [ep] = await p.cmd('create');
+    const [s] = await p.cmd('socketpair');
+    await p.cmd(`uadd ${ep} ${s} 5 4242`);
+    const got = tracker.membershipsOf(p.pid, s);
+    expect(got.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 4242n]]);
+    expect(sameMemberships(got, fdinfoMemberships(p.pid, s))).to.equal(true);
+  });
+
   it('fd not in any epoll: empty answer; closed fd and unknown pid: clear errors', async () => {
     const p = await Epctl.spawn();
     procs.push(p);

@@ -184,6 +184,27 @@ describe('supervisor', function () {
     expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 3]]);
   });
 
+  it('moves a registration that was made through io_uring', async () => {
+    let ch: EpctlChannel | undefined;
+    const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
+      redirects: redirects(), tracker, stdio: 'pipe',
+      onSpawn: (_pid, child) => { ch = new EpctlChannel(child); },
+    });
+    const cmd = (c: string) => ch!.cmd(c);
+    const [pid] = await cmd('pid');
+    const [ep] = await cmd('create');
+    const [s] = await cmd('socket');
+    await cmd(`uadd ${ep} ${s} 5 31337`);
+    const before = tracker.membershipsOf(pid, s);
+    expect(before.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 31337n]]);
+    await cmd(`connect ${s} 127.0.0.2 80`);
+    const after = tracker.membershipsOf(pid, s);
+    expect(after.map(({ source, ...m }) => m)).to.deep.equal(before.map(({ source, ...m }) => m));
+    expect(await ch!.send(`mod ${ep} ${s} 1 0`)).to.equal('ok 0');
+    await ch!.send('exit');
+    await done;
+  });
+
   it('two threads connecting the same socket at once: one swap, the other gets what the kernel says', async () => {
     const r = await runSupervised([join(BIN, 'badconnect'), 'race', '127.0.0.2', '80'], true);
     const got = r.out.trim().split('\n').map((l) => JSON.parse(l) as { ret: number; errno: string });
