@@ -162,16 +162,25 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'tracker lookups vs the fdinfo way at N fds, and the syscall cost of tracking',
-    usage: 'epolltrack bench [--fds 1000,10000,19000] [--iterations N] [--json]',
-    options: { ...jsonOpt, fds: { type: 'string' }, iterations: { type: 'string' } },
+    usage: 'epolltrack bench [--fds 1000,10000,19000] [--iterations N] [--json] [--plot FILE.svg]',
+    options: { ...jsonOpt, fds: { type: 'string' }, iterations: { type: 'string' }, plot: { type: 'string' } },
     async run(v) {
       const fds = v.fds !== undefined ? (v.fds as string).split(',').map((x) => int('--fds', x.trim())) : undefined;
+      const plot = v.plot as string | undefined;
+      const { existsSync, writeFileSync } = await import('node:fs');
+      const { dirname } = await import('node:path');
+      if (plot !== undefined && (!plot || !existsSync(dirname(plot)))) throw new UsageError(`--plot needs a file in an existing directory, got '${plot}'`);
       const r = await bench({
         fds, iterations: v.iterations !== undefined ? int('--iterations', v.iterations as string) : undefined,
         log: v.json ? undefined : (s) => process.stderr.write(`${s}\n`),
       });
-      if (v.json) return json(r);
-      out(formatBench(r));
+      if (plot !== undefined) {
+        const { renderBenchSvg } = await import('./plot.js');
+        writeFileSync(plot, renderBenchSvg(r));
+      }
+      if (v.json) json(r);
+      else out(formatBench(r));
+      if (plot !== undefined) process.stderr.write(`chart written to ${plot}\n`);
     },
   },
   supervise: {
@@ -198,6 +207,22 @@ const commands: Record<string, Command> = {
         socket: v.socket as string, redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
         fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v),
       });
+    },
+  },
+  daemon: {
+    summary: 'serve a live web dashboard, a JSON API and Prometheus metrics (localhost by default)',
+    usage: 'epolltrack daemon [--listen 127.0.0.1:9477] [--pin-dir DIR]\n  --listen takes HOST:PORT, [IPv6]:PORT or PORT; the tracker is loaded if it is not',
+    options: { ...pinDirOpt, listen: { type: 'string' } },
+    async run(v, pos) {
+      if (pos.length) throw new UsageError(`daemon takes no arguments, got '${pos[0]}'`);
+      const { parseListen } = await import('./daemon/server.js');
+      const { runDaemon } = await import('./daemon/cli.js');
+      try {
+        if (v.listen !== undefined) parseListen(v.listen as string);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      process.exitCode = await runDaemon({ listen: v.listen as string | undefined, pinDir: pinDir(v), out });
     },
   },
   demo: {

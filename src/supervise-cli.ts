@@ -1,6 +1,7 @@
 /** `epolltrack supervise`: the supervisor with a tracker (loaded for the run if none is) and logging. */
 import { isLoaded, load, unload } from '../loader/load.js';
 import { startAgent } from './agent.js';
+import { SwapLogWriter } from './daemon/swaplog.js';
 import { supervise } from './launch.js';
 import type { Redirect, SwapRecord } from './supervisor.js';
 import { openTracker, type Tracker } from './tracker.js';
@@ -10,6 +11,15 @@ export function formatSwap(r: SwapRecord): string {
     ? (r.error ? r.error : `swapped, ${r.moved} epoll registration${r.moved === 1 ? '' : 's'} moved (${r.source})`)
     : `failed: ${r.error} (errno ${r.errno})`;
   return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.from} -> ${r.to}: ${what}, ${r.micros.toFixed(0)} µs`;
+}
+
+/** Each swap as one JSON line in the swaps log (for `epolltrack daemon`), and on stderr with --verbose. */
+function swapSink(verbose: boolean): (r: SwapRecord) => void {
+  const log = new SwapLogWriter();
+  return (r) => {
+    log.append(r);
+    if (verbose) process.stderr.write(`${formatSwap(r)}\n`);
+  };
 }
 
 /** A tracker for the run: the loaded one, else one loaded here and unloaded at the end. */
@@ -40,7 +50,7 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
   try {
     const r = await supervise(o.cmd[0], o.cmd.slice(1), {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: o.verbose ? (s) => process.stderr.write(`${formatSwap(s)}\n`) : undefined,
+      onSwap: swapSink(o.verbose),
     });
     return r.code ?? 128 + (r.signal === 'SIGKILL' ? 9 : 15);
   } finally {
@@ -56,7 +66,7 @@ export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup
   try {
     const agent = await startAgent(o.socket, {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: o.verbose ? (s) => process.stderr.write(`${formatSwap(s)}\n`) : undefined,
+      onSwap: swapSink(o.verbose),
       onContainer: o.verbose ? (c) => process.stderr.write(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})\n`) : undefined,
     });
     process.stderr.write(`epolltrack: agent listening on ${o.socket}\n`);

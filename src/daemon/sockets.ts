@@ -1,0 +1,104 @@
+/**
+ * What a `socket:[ino]` is: its protocol and addresses, from the socket tables
+ * of the network namespace it lives in (/proc/PID/net/{tcp,tcp6,udp,udp6,unix,netlink}).
+ */
+import { readFileSync } from 'node:fs';
+
+export interface SocketInfo {
+  /** tcp, tcp6, udp, udp6, unix, netlink */
+  proto: string;
+  local?: string;
+  remote?: string;
+  /** TCP state (LISTEN, ESTABLISHED, ...); unix socket type (stream, dgram, seqpacket) */
+  state?: string;
+}
+
+const TCP_STATES: Record<number, string> = {
+  1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
+  8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING', 12: 'NEW_SYN_RECV',
+};
+const UNIX_TYPES: Record<number, string> = { 1: 'stream', 2: 'dgram', 5: 'seqpacket' };
+
+/** `0100007F:1F90` (IPv4, one little-endian word) or 32 hex digits (IPv6, four such words) -> `127.0.0.1:8080`. */
+export function decodeAddr(hex: string): string {
+  const [a, p] = hex.split(':');
+  const port = parseInt(p, 16);
+  if (a.length === 8) {
+    const n = parseInt(a, 16);
+    return `${n & 0xff}.${(n >>> 8) & 0xff}.${(n >>> 16) & 0xff}.${n >>> 24}:${port}`;
+  }
+  const bytes: number[] = [];
+  for (let w = 0; w < 4; w++) {
+    const n = parseInt(a.slice(w * 8, w * 8 + 8), 16);
+    bytes.push(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
+  }
+  // IPv4-mapped: ::ffff:a.b.c.d
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `[::ffff:${bytes.slice(12).join('.')}]:${port}`;
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  // compress the longest run of zero groups
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const text = best < 0 ? groups.join(':')
+    : `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return `[${text}]:${port}`;
+}
+
+function read(path: string): string[] {
+  try {
+    return readFileSync(path, 'latin1').split('\n').slice(1);
+  } catch {
+    return [];
+  }
+}
+
+/** Parse one namespace's tables into inode -> info. `procNet` is e.g. `/proc/1234/net`. */
+export function readSocketTables(procNet: string): Map<string, SocketInfo> {
+  const out = new Map<string, SocketInfo>();
+  for (const proto of ['tcp', 'tcp6', 'udp', 'udp6']) {
+    for (const line of read(`${procNet}/${proto}`)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[9] === '0') continue;
+      const st = parseInt(f[3], 16);
+      const remote = decodeAddr(f[2]);
+      const info: SocketInfo = { proto, local: decodeAddr(f[1]) };
+      if (proto.startsWith('tcp')) {
+        info.state = TCP_STATES[st] ?? `state ${st}`;
+        if (st !== 10) info.remote = remote;
+      } else if (!/^(0\.0\.0\.0|\[::\]):0$/.test(remote)) {
+        info.remote = remote; // a connected UDP socket
+      }
+      out.set(f[9], info);
+    }
+  }
+  for (const line of read(`${procNet}/unix`)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 7) continue;
+    const info: SocketInfo = { proto: 'unix', state: UNIX_TYPES[parseInt(f[4], 16)] ?? `type ${f[4]}` };
+    if (f.length > 7) info.local = f.slice(7).join(' ');
+    if (parseInt(f[3], 16) & 0x10000) info.state += ', listening'; // __SO_ACCEPTCON
+    out.set(f[6], info);
+  }
+  for (const line of read(`${procNet}/netlink`)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    out.set(f[9], { proto: 'netlink', local: `family ${f[1]}, port ${f[2]}` });
+  }
+  return out;
+}
+
+/** One line for people: `TCP 127.0.0.1:8080 → 127.0.0.1:5555 ESTABLISHED`. */
+export function describeSocket(s: SocketInfo): string {
+  if (s.proto === 'unix') return `unix ${s.state}${s.local ? ` ${s.local}` : ' (unnamed)'}`;
+  if (s.proto === 'netlink') return `netlink ${s.local}`;
+  const name = s.proto.replace(/6$/, '').toUpperCase() + (s.proto.endsWith('6') ? '6' : '');
+  return [name, s.local, s.remote ? `→ ${s.remote}` : '', s.proto.startsWith('tcp') ? s.state : ''].filter(Boolean).join(' ');
+}
