@@ -14,7 +14,7 @@ import {
 import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/maps.js';
 import { libc, type Pointer } from '../src/native.js';
 import {
-  DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
+  DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
 } from './constants.js';
 import { hasBtf, planModes } from './probe.js';
 
@@ -189,6 +189,16 @@ export function unload(options: { pinDir?: string } = {}): { removed: boolean } 
   return { removed };
 }
 
+/**
+ * Without the state file (another /run, a reboot of the container around the
+ * pins), the pinned links still say which programs are attached.
+ */
+function stateFromPins(pinDir: string): Partial<LoadState> {
+  const progs = readdirSync(join(pinDir, 'links'));
+  const mode = MODES.find((m) => HOOKS[m].some((h) => progs.includes(h.prog)));
+  return { mode, hooks: mode ? HOOKS[mode].filter((h) => progs.includes(h.prog)).map(({ prog, target }) => ({ prog, target })) : [] };
+}
+
 export interface Status {
   loaded: boolean;
   pinDir: string;
@@ -208,7 +218,7 @@ export function status(options: { pinDir?: string } = {}): Status {
   const plans = planModes();
   const modes = Object.fromEntries(MODES.map((m) => [m, plans[m].unavailable ? `unavailable: ${plans[m].unavailable}` : 'available'])) as Record<Mode, string>;
   if (!isLoaded(pinDir)) return { loaded: false, pinDir, modes };
-  const st = readState(pinDir);
+  const st = readState(pinDir) ?? stateFromPins(pinDir);
   const fds = openPinnedMaps(pinDir);
   try {
     const counters = Object.fromEntries(Object.entries(readStats(fds.stats)).map(([k, v]) => [k, v.toString()]));

@@ -29,5 +29,18 @@ if [ -z "${EPOLLTRACK_SKIP_KERNELS:-}" ] && [ -x test/kernels/run-all.sh ]; then
   rm -f "$klog"
 fi
 
+# The container image against this kernel (installs docker.io and starts dockerd if needed).
+if [ -z "${EPOLLTRACK_SKIP_DOCKER:-}" ]; then
+  dlog=$(mktemp)
+  bash scripts/test-docker.sh 2>&1 | tee "$dlog"
+  dstatus=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$dlog" | tail -1)
+  dp=$(echo "${line:-0 passed, 1 failed}" | awk '{print $1}')
+  df=$(echo "${line:-0 passed, 1 failed}" | awk '{print $3}')
+  [ "$dstatus" != 0 ] && [ "$df" = 0 ] && df=1
+  passed=$((passed + dp)); failed=$((failed + df))
+  rm -f "$dlog"
+fi
+
 echo "${passed} passed, ${failed} failed"
 [ "$status" = 0 ] && [ "$failed" = 0 ]

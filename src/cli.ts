@@ -77,7 +77,7 @@ const commands: Record<string, Command> = {
     run(v) {
       const s = status({ pinDir: pinDir(v) });
       if (v.json) return json(s);
-      out(s.loaded ? `loaded: ${s.mode} mode at ${s.pinDir} since ${s.loadedAt}` : `not loaded at ${s.pinDir}: run \`epolltrack load\``);
+      out(s.loaded ? `loaded: ${s.mode ?? 'unknown'} mode at ${s.pinDir}${s.loadedAt ? ` since ${s.loadedAt}` : ''}` : `not loaded at ${s.pinDir}: run \`epolltrack load\``);
       if (s.hooks) out(`hooks: ${s.hooks.map((h) => `${h.target} (${h.prog})`).join(', ')}`);
       for (const m of MODES) out(`${m}: ${s.mode === m ? 'active' : s.notTaken?.[m] ? `not taken: ${s.notTaken[m]}` : s.modes[m]}`);
       if (s.maps) out(`maps: regs ${s.maps.regs.entries}/${s.maps.regs.capacity}, epolls ${s.maps.epolls.entries}/${s.maps.epolls.capacity}`);
@@ -290,6 +290,9 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
 }
+
+// `epolltrack ls | head`: a closed pipe ends the output quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
   process.stderr.write(`epolltrack: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
