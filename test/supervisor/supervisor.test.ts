@@ -94,6 +94,16 @@ describe('supervisor', function () {
     return { out, swaps: r.supervisor.swaps, code: r.code };
   }
 
+  /** epctl in the test netns under the in-process supervisor, commanded step by step. */
+  function supervisedEpctl() {
+    let channel: EpctlChannel | undefined;
+    const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
+      redirects: redirects(), tracker, stdio: 'pipe',
+      onSpawn: (_pid, child) => { channel = new EpctlChannel(child); },
+    });
+    return { ch: () => channel!, cmd: (c: string) => channel!.cmd(c), done };
+  }
+
   const client = (...opts: string[]) => [join(BIN, 'epclient'), ...opts, '127.0.0.2', '80'];
   const lines = (out: string) => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ClientLine);
 
@@ -129,12 +139,7 @@ describe('supervisor', function () {
 
   it('moves the registration exactly: same epoll, fd, events and data; the old one is gone', async () => {
     // epctl drives the steps, so the test can look between them.
-    let ch: EpctlChannel | undefined;
-    const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
-      redirects: redirects(), tracker, stdio: 'pipe',
-      onSpawn: (_pid, child) => { ch = new EpctlChannel(child); },
-    });
-    const cmd = (s: string) => ch!.cmd(s);
+    const { ch, cmd, done } = supervisedEpctl();
     const [pid] = await cmd('pid');
     const [ep] = await cmd('create');
     const [ep2] = await cmd('create');
@@ -179,18 +184,13 @@ describe('supervisor', function () {
     // The old file lives on at `keep`: only its own registration is left on it.
     const old = tracker.membershipsOf(pid, keep);
     expect(old.map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep2, keep, 7n]]);
-    await ch!.send('exit');
+    await ch().send('exit');
     const r = await done;
     expect(r.supervisor.swaps.map((x) => [x.result, x.moved])).to.deep.equal([['swapped', 3]]);
   });
 
   it('moves a registration that was made through io_uring', async () => {
-    let ch: EpctlChannel | undefined;
-    const done = supervise('ip', ['netns', 'exec', ns, join(BIN, 'epctl')], {
-      redirects: redirects(), tracker, stdio: 'pipe',
-      onSpawn: (_pid, child) => { ch = new EpctlChannel(child); },
-    });
-    const cmd = (c: string) => ch!.cmd(c);
+    const { ch, cmd, done } = supervisedEpctl();
     const [pid] = await cmd('pid');
     const [ep] = await cmd('create');
     const [s] = await cmd('socket');
@@ -200,8 +200,8 @@ describe('supervisor', function () {
     await cmd(`connect ${s} 127.0.0.2 80`);
     const after = tracker.membershipsOf(pid, s);
     expect(after.map(({ source, ...m }) => m)).to.deep.equal(before.map(({ source, ...m }) => m));
-    expect(await ch!.send(`mod ${ep} ${s} 1 0`)).to.equal('ok 0');
-    await ch!.send('exit');
+    expect(await ch().send(`mod ${ep} ${s} 1 0`)).to.equal('ok 0');
+    await ch().send('exit');
     await done;
   });
 
