@@ -158,7 +158,7 @@ const SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8,
 const SO_PROTOCOL = 38, SO_DOMAIN = 39;
 const TCP_NODELAY = 1;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
-export const EINPROGRESS = 115, EINVAL = 22, EFAULT = 14, EBADF = 9, ENOTSOCK = 88, ETIMEDOUT = 110;
+export const EINPROGRESS = 115, EIO = 5, EINVAL = 22, EFAULT = 14, EBADF = 9, ENOTSOCK = 88, ETIMEDOUT = 110;
 
 export interface SockAddr { family: number; ip: string; port: number }
 

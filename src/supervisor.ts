@@ -10,7 +10,7 @@ import { fstatSync } from 'node:fs';
 import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
-  EBADF, EFAULT, EINPROGRESS, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
+  EBADF, EFAULT, EINPROGRESS, EIO, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
   socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
@@ -76,7 +76,12 @@ export class Supervisor extends EventEmitter {
       if (rev & POLLIN) {
         const n = recvNotification(listenerFd);
         if ('errno' in n) continue; // ENOENT: the caller went away before we received it
-        const p = this.handle(listenerFd, n).catch((err: unknown) => { this.emit('error', err); });
+        const p = this.handle(listenerFd, n).catch((err: unknown) => {
+          this.emit('error', err);
+          // Never leave a caller stuck: a notification nobody answered gets EIO
+          // (answering twice is harmless: the second answer finds it gone).
+          if (notificationValid(listenerFd, n.id)) respond(listenerFd, n.id, { error: EIO });
+        });
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
         continue;

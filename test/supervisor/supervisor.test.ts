@@ -216,6 +216,21 @@ describe('supervisor', function () {
     expect(r.swaps.filter((x) => x.result === 'swapped' && !x.error)).to.have.length(1);
   });
 
+  it('a fix-up that fails inside the supervisor gives the caller an errno, not a hang', async () => {
+    const broken = await openTracker({ pinDir });
+    broken.close(); // every lookup through it now throws
+    let out = '';
+    const r = await supervise('ip', ['netns', 'exec', ns, ...client('--timeout', '300')], {
+      redirects: redirects(), tracker: broken, stdio: 'pipe',
+      onSpawn: (_p, child) => child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }),
+    });
+    const got = lines(out);
+    expect(got).to.have.length(1);
+    expect(got[0].connect).to.not.equal('ok');
+    expect(got[0].connect).to.not.equal('Operation now in progress');
+    expect(r.supervisor.swaps[0]).to.include({ result: 'failed' });
+  });
+
   it('connect() with bad arguments gets what the kernel would answer', async () => {
     for (const mode of ['badptr', 'unmapped', 'biglen', 'neglen', 'shortlen', 'notsock', 'badfd']) {
       const plain = spawnSync('ip', ['netns', 'exec', ns, join(BIN, 'badconnect'), mode, '127.0.0.2', '80'], { encoding: 'utf8' });
