@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { BpfObject, destroyLink, pinLink } from '../src/bpfobject.js';
 import {
-  BpfError, EpolltrackError, MountError, NotRootError, NotSupportedError,
+  BpfError, MountError, NotRootError, NotSupportedError,
 } from '../src/errors.js';
 import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/maps.js';
 import { libc, type Pointer } from '../src/native.js';
@@ -235,4 +235,3 @@ export function status(options: { pinDir?: string } = {}): Status {
   }
 }
 
-export { EpolltrackError };

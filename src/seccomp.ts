@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import koffi from 'koffi';
-import { closeFd, errno, libc } from './native.js';
+import { errno } from './native.js';
 
 // ---- ioctls -------------------------------------------------------------------
 // _IOWR('!', 0, struct seccomp_notif) etc. (include/uapi/linux/seccomp.h)
@@ -324,4 +324,3 @@ export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err
   return { fd, err: r === 0 ? 0 : errno() };
 }
 
-export { closeFd, libc };
