@@ -3,7 +3,8 @@
  * this file" from live kernel state.
  *
  * Three hook sets share one inline handler per event; the loader turns off the
- * autoload of the sets the running kernel does not allow (see loader/modes.ts):
+ * autoload of the sets the running kernel does not allow (loader/probe.ts picks,
+ * src/kernel/names.ts lists the hooks of each mode):
  *   fentry/fexit   do_epoll_ctl, do_epoll_create, per-epitem removal functions
  *   kprobe         the same through kprobes/kretprobes
  *   tracepoint     syscalls/sys_exit_epoll_ctl, sys_exit_epoll_create{,1},

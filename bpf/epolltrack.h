@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Types shared by bpf/epolltrack.bpf.c and the TypeScript mirror in src/layout.ts.
+/* Types shared by bpf/epolltrack.bpf.c and the TypeScript mirror in src/kernel/layout.ts.
  * Fixed-width types only; every struct states its padding. */
 #ifndef __EPOLLTRACK_H
 #define __EPOLLTRACK_H

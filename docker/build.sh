@@ -18,7 +18,7 @@ die() { say "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap and docker need it)"
 docker info >/dev/null 2>&1 || die "dockerd is not reachable: start it (scripts/test-docker.sh does)"
-[ -f build/epolltrack.bpf.o ] && [ -f dist/src/cli.js ] || die "the project is not built: run npm run build (or bash scripts/setup.sh)"
+[ -f build/epolltrack.bpf.o ] && [ -f dist/src/cli/main.js ] || die "the project is not built: run npm run build (or bash scripts/setup.sh)"
 NODE=$(command -v node) || die "node not found"
 NODE=$(readlink -f "$NODE")
 [ "$("$NODE" -p 'process.versions.node.split(".")[0]')" -ge 20 ] || die "$NODE is older than Node.js 20"

@@ -7,15 +7,15 @@
  */
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfObject, destroyLink, pinLink } from '../src/bpfobject.js';
+import { BpfObject, destroyLink, pinLink } from '../src/kernel/bpfobject.js';
 import {
   BpfError, MountError, NotRootError, NotSupportedError,
-} from '../src/errors.js';
-import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/maps.js';
-import { libc, type Pointer } from '../src/native.js';
+} from '../src/kernel/errors.js';
+import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/kernel/maps.js';
+import { libc, type Pointer } from '../src/kernel/ffi.js';
 import {
   DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
-} from './constants.js';
+} from '../src/kernel/names.js';
 import { hasBtf, planModes } from './probe.js';
 
 export interface LoadOptions {

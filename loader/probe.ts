@@ -4,8 +4,8 @@
  * kernel.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { libbpf } from '../src/native.js';
-import { HOOKS, type HookSpec, type Mode } from './constants.js';
+import { libbpf } from '../src/kernel/ffi.js';
+import { HOOKS, type HookSpec, type Mode } from '../src/kernel/names.js';
 
 const BTF_KIND_FUNC = 12;
 

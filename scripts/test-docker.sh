@@ -22,10 +22,10 @@ note() { echo "     $*"; }
 finish() { echo "test-docker: $(( $(date +%s) - T0 )) s"; echo "${passed} passed, ${failed} failed"; [ "$failed" = 0 ]; exit $?; }
 
 if [ "$(id -u)" != 0 ]; then echo "test-docker: run as root (BPF and docker need it)" >&2; fail "root"; finish; fi
-if [ ! -f build/epolltrack.bpf.o ] || [ ! -f dist/src/cli.js ]; then
+if [ ! -f build/epolltrack.bpf.o ] || [ ! -f dist/src/cli/main.js ]; then
   bash scripts/setup.sh || { fail "setup (build)"; finish; }
 fi
-CLI=(node "$ROOT/dist/src/cli.js")
+CLI=(node "$ROOT/dist/src/cli/main.js")
 
 TAG=epolltrack:test-$$
 PIN=/sys/fs/bpf/epolltrack-docker-test-$$

@@ -3,17 +3,17 @@
  * CO-RE BPF tracker in time independent of P's fd count, and verified against
  * the live kernel. The CLI, the daemon and the tests all use this entry.
  */
-export { openTracker, Tracker, type TrackerOptions, type LookupInfo, type Registration, type FallbackReason } from './tracker.js';
-export { fdinfoMemberships, parseEpollFdinfo, type Membership, type Source, type FdinfoOptions } from './fdinfo.js';
+export { openTracker, Tracker, type TrackerOptions, type LookupInfo, type Registration, type FallbackReason } from './tracker/tracker.js';
+export { fdinfoMemberships, parseEpollFdinfo, type Membership, type Source, type FdinfoOptions } from './tracker/fdinfo.js';
 export { load, unload, status, isLoaded, type LoadOptions, type LoadResult, type Status } from '../loader/load.js';
-export { DEFAULT_PIN_DIR, MODES, type Mode } from '../loader/constants.js';
-export * from './errors.js';
-export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd } from './native.js';
-export { replaceFd, ReplaceError, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './replace.js';
-export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervisor.js';
-export { launch, supervise, type Launched, type SuperviseResult } from './launch.js';
-export { startAgent, type Agent, type ContainerInfo } from './agent.js';
+export { DEFAULT_PIN_DIR, MODES, type Mode } from './kernel/names.js';
+export * from './kernel/errors.js';
+export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd } from './kernel/ffi.js';
+export { replaceFd, ReplaceError, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './supervise/replace.js';
+export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervise/supervisor.js';
+export { launch, supervise, type Launched, type SuperviseResult } from './supervise/launch.js';
+export { startAgent, type Agent, type ContainerInfo } from './supervise/agent.js';
 export {
   recvNotification, respond, notificationValid, parseEndpoint, formatSockaddr, type Notification, type SockAddr,
-} from './seccomp.js';
-export { decodeEvents } from './events.js';
+} from './supervise/seccomp.js';
+export { decodeEvents } from './kernel/events.js';

@@ -4,9 +4,9 @@
  * function's compiled source as /app.js, so it must stay self-contained: it
  * uses nothing from this module but types, and only browser globals.
  */
-import type { SwapRecord } from '../supervisor.js';
+import type { SwapRecord } from '../supervise/supervisor.js';
 import type { Instance, ProcInfo, RegRow, Snapshot } from './collect.js';
-import type { LatencySample } from './server.js';
+import type { LatencySample, StatusBody } from './types.js';
 
 type Html = (strings: TemplateStringsArray, ...values: unknown[]) => unknown;
 type SetState<T> = (v: T | ((prev: T) => T)) => void;
@@ -20,14 +20,6 @@ export interface ClientLib {
   useRef: <T>(init: T) => { current: T };
 }
 
-interface StatusBody {
-  loaded: boolean;
-  mode?: string;
-  maps?: { regs: { entries: number; capacity: number }; epolls: { entries: number; capacity: number } };
-  counters?: Record<string, string>;
-  fallbacks?: Record<string, number>;
-  daemon?: { clients: number; swapsLog: string; lastError?: string };
-}
 
 interface Message {
   type: 'snapshot' | 'swaps' | 'latency' | 'status';

@@ -6,8 +6,8 @@
  * Rows carry pid/fd/tfd/epoll pid/epfd/events/data only: no kernel addresses.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
-import { decodeEvents } from '../events.js';
-import type { Registration } from '../tracker.js';
+import { decodeEvents } from '../kernel/events.js';
+import type { Registration } from '../tracker/tracker.js';
 import { describeSocket, readSocketTables, type SocketInfo } from './sockets.js';
 
 export interface Target {

@@ -4,8 +4,8 @@
  * registrations by pid and command, the rest summed under pid="other".
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { MODES } from '../../loader/constants.js';
-import type { FallbackReason } from '../tracker.js';
+import { MODES } from '../kernel/names.js';
+import type { FallbackReason } from '../tracker/tracker.js';
 import type { Snapshot } from './collect.js';
 
 export const TOP_PROCESSES = 20;

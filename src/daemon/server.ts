@@ -20,16 +20,17 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLoaded, status as trackerStatus, type Status } from '../../loader/load.js';
-import { DEFAULT_PIN_DIR } from '../../loader/constants.js';
-import { EpolltrackError } from '../errors.js';
-import { fdinfoMemberships } from '../fdinfo.js';
-import type { SwapRecord } from '../supervisor.js';
-import { openTracker, type Tracker } from '../tracker.js';
+import { DEFAULT_PIN_DIR } from '../kernel/names.js';
+import { EpolltrackError } from '../kernel/errors.js';
+import { fdinfoMemberships } from '../tracker/fdinfo.js';
+import type { SwapRecord } from '../supervise/supervisor.js';
+import { openTracker, type Tracker } from '../tracker/tracker.js';
 import { dashboardApp } from './client.js';
 import { buildSnapshot, filterSnapshot, SocketResolver, type Filter, type Snapshot } from './collect.js';
 import { DaemonMetrics } from './metrics.js';
 import { PAGE } from './page.js';
-import { SwapLogTail, swapsLogPath } from './swaplog.js';
+import type { LatencySample, StatusBody } from './types.js';
+import { SwapLogTail, swapsLogPath } from '../supervise/swaplog.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9477';
 
@@ -59,19 +60,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-export interface LatencySample {
-  time: string;
-  pid: number;
-  comm: string;
-  fd: number;
-  /** fds the process holds (what the fdinfo way has to visit) */
-  nfds: number;
-  registrations: number;
-  tracker: { micros: number; source: 'bpf' | 'fdinfo'; reason?: string };
-  fdinfo: { micros: number };
-  /** both ways found the same epoll instances */
-  agree: boolean;
-}
 
 /** `127.0.0.1:9477`, `[::1]:9477`, `localhost:0`, `9477` -> host and port. */
 export function parseListen(s: string): { host: string; port: number } {
@@ -217,7 +205,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     }
   };
 
-  const statusBody = () => {
+  const statusBody = (): StatusBody => {
     const s = trackerStatusCached();
     let fallbacks: Record<string, number> = {};
     try { fallbacks = tracker.stats().fallbacks; } catch { /* closed */ }

@@ -13,7 +13,7 @@ import { load, unload } from '../../src/index.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/server.js';
 import { skipIfNotSupported, TEST_MODE, testPinDir } from '../helpers/env.js';
 
-export const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+export const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 export const BIN = join(process.cwd(), 'build', 'bin');
 
 export interface TestDaemon {

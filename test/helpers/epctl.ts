@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { packageRoot } from '../../src/bpfobject.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
 
 export const EPCTL = join(packageRoot(), 'build', 'bin', 'epctl');
 

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import koffi from 'koffi';
 import { join } from 'node:path';
-import { MAP, PINNED_MAPS } from '../loader/constants.js';
+import { MAP, PINNED_MAPS } from './names.js';
 import { bpfError, BpfObject, destroyLink, readIter } from './bpfobject.js';
 import { NotLoadedError, PermissionError } from './errors.js';
 import {
@@ -13,7 +13,7 @@ import {
   encodeRegVal, encodeU64, LOC_SIZE, REG_KEY_SIZE, REG_VAL_SIZE, SEED, SEED_REC_SIZE, STAT, STAT_MAX,
   type Loc, type RegKey, type RegVal, type StatName,
 } from './layout.js';
-import { closeFd, errno, libbpf, libc } from './native.js';
+import { closeFd, errno, libbpf, libc } from './ffi.js';
 
 export interface MapFds { regs: number; epolls: number; stats: number }
 

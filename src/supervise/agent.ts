@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { packageRoot } from './bpfobject.js';
-import { EpolltrackError } from './errors.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { packageRoot } from '../kernel/bpfobject.js';
+import { EpolltrackError } from '../kernel/errors.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
 import { Supervisor, type SupervisorOptions, type SwapRecord } from './supervisor.js';
 
 export interface ContainerInfo { id?: string; pid?: number; annotations?: Record<string, string> }

@@ -3,9 +3,9 @@ import { expect } from 'chai';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SwapLogTail, SwapLogWriter } from '../../src/daemon/swaplog.js';
-import type { SwapRecord } from '../../src/supervisor.js';
-import { pongServer, supervisedSwap } from './daemon-env.js';
+import { SwapLogTail, SwapLogWriter } from '../../src/supervise/swaplog.js';
+import type { SwapRecord } from '../../src/supervise/supervisor.js';
+import { pongServer, supervisedSwap } from '../daemon/daemon-env.js';
 
 const rec = (i: number, over: Partial<SwapRecord> = {}): SwapRecord => ({
   time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), pid: 1000 + i, fd: 3, from: '127.0.0.2:80', to: '127.0.0.1:8080',

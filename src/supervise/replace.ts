@@ -12,12 +12,12 @@
  *      (dup, fork, SCM_RIGHTS), and its stale registration must go;
  *   5. drop our references.
  */
-import { BadFdError, EpolltrackError, NoSuchProcessError } from './errors.js';
-import { fdinfoMemberships, type Membership } from './fdinfo.js';
+import { BadFdError, EpolltrackError, NoSuchProcessError } from '../kernel/errors.js';
+import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import { ctlBatch, EPOLL_CTL_ADD, EPOLL_CTL_DEL } from './fixup.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
 import { addFdAt, fdCloexec, tgidOf } from './seccomp.js';
-import type { Tracker } from './tracker.js';
+import type { Tracker } from '../tracker/tracker.js';
 
 /** A pending seccomp notification whose caller gets the new file. */
 export interface ReplaceTarget {

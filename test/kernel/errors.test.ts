@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import {
   BadFdError, BadInputError, BpfError, EpolltrackError, isNotSupported, LibbpfError, MapFullError, MountError,
   NoSuchProcessError, NotLoadedError, NotRootError, NotSupportedError, PermissionError,
-} from '../src/index.js';
+} from '../../src/index.js';
 
 describe('errors', () => {
   const table: [new (m?: string, o?: { cause?: unknown }) => EpolltrackError, string, string, RegExp][] = [

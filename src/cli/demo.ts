@@ -9,14 +9,14 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { isLoaded, load, unload } from '../loader/load.js';
-import { packageRoot } from './bpfobject.js';
+import { isLoaded, load, unload } from '../../loader/load.js';
+import { packageRoot } from '../kernel/bpfobject.js';
 import { EpctlChannel } from './epctl-channel.js';
-import { decodeEvents } from './events.js';
-import { fdinfoMemberships, type Membership } from './fdinfo.js';
-import { supervise } from './launch.js';
-import { parseEndpoint } from './seccomp.js';
-import { openTracker, type Tracker } from './tracker.js';
+import { decodeEvents } from '../kernel/events.js';
+import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
+import { supervise } from '../supervise/launch.js';
+import { parseEndpoint } from '../supervise/seccomp.js';
+import { openTracker, type Tracker } from '../tracker/tracker.js';
 
 const bin = (n: string) => join(packageRoot(), 'build', 'bin', n);
 const fmt = (m: Membership[]) => (m.length

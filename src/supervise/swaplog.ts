@@ -8,7 +8,7 @@ import {
   appendFileSync, chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import type { SwapRecord } from '../supervisor.js';
+import type { SwapRecord } from './supervisor.js';
 
 export const DEFAULT_SWAPS_LOG = '/run/epolltrack/swaps.jsonl';
 export const SWAPS_LOG_MAX_BYTES = 1 << 20;

@@ -2,11 +2,11 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { load, unload } from '../src/index.js';
-import { Epctl } from './helpers/epctl.js';
-import { TEST_MODE, testPinDir } from './helpers/env.js';
+import { load, unload } from '../../src/index.js';
+import { Epctl } from '../helpers/epctl.js';
+import { TEST_MODE, testPinDir } from '../helpers/env.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 describe('cli', function () {

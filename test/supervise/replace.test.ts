@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import {
   fdinfoMemberships, launch, load, openTracker, recvNotification, replaceFd, ReplaceError, respond, unload,
   type Launched, type Notification, type Tracker,
-} from '../src/index.js';
-import { closeFd, libc, pidfdGetfd, pidfdOpen } from '../src/native.js';
-import { POLLIN, pollAsync } from '../src/seccomp.js';
-import { EpctlChannel } from '../src/epctl-channel.js';
-import { TEST_MODE, testPinDir } from './helpers/env.js';
+} from '../../src/index.js';
+import { closeFd, libc, pidfdGetfd, pidfdOpen } from '../../src/kernel/ffi.js';
+import { POLLIN, pollAsync } from '../../src/supervise/seccomp.js';
+import { EpctlChannel } from '../../src/cli/epctl-channel.js';
+import { TEST_MODE, testPinDir } from '../helpers/env.js';
 
 const EPCTL = join(process.cwd(), 'build', 'bin', 'epctl');
 

@@ -6,12 +6,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_PIN_DIR } from '../loader/constants.js';
-import { isLoaded, load, unload } from '../loader/load.js';
-import { packageRoot } from './bpfobject.js';
+import { DEFAULT_PIN_DIR } from '../kernel/names.js';
+import { isLoaded, load, unload } from '../../loader/load.js';
+import { packageRoot } from '../kernel/bpfobject.js';
 import { EpctlChannel } from './epctl-channel.js';
-import { fdinfoMemberships } from './fdinfo.js';
-import { openTracker, type Tracker } from './tracker.js';
+import { fdinfoMemberships } from '../tracker/fdinfo.js';
+import { openTracker, type Tracker } from '../tracker/tracker.js';
 
 export interface Timing { median: number; min: number; max: number; n: number }
 export interface LookupRow { fds: number; memberships: number; bpf: Timing; fdinfo: Timing; ratio: number; source: string }
@@ -163,8 +163,8 @@ const t = (x: Tracker) => x;
 /** Time swapped connects of a client holding `fds` fds, served by an in-process supervisor. */
 async function swapTimes(fds: number, tracker: Tracker | undefined, fixup: boolean, repeat = 40): Promise<number[]> {
   const { createServer } = await import('node:net');
-  const { supervise } = await import('./launch.js');
-  const { parseEndpoint } = await import('./seccomp.js');
+  const { supervise } = await import('../supervise/launch.js');
+  const { parseEndpoint } = await import('../supervise/seccomp.js');
   const server = createServer((s) => s.on('data', () => s.end('pong\n')).on('error', () => {}));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {

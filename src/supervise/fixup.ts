@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { packageRoot } from './bpfobject.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { packageRoot } from '../kernel/bpfobject.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
 
 export const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
 

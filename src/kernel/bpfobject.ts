@@ -8,11 +8,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { BpfError, EpolltrackError, NotSupportedError } from './errors.js';
-import { captureLibbpfLog, closeFd, errno, IterAttachOpts, libbpf, libc, takeLibbpfLog, type Pointer } from './native.js';
+import { captureLibbpfLog, closeFd, errno, IterAttachOpts, libbpf, libc, takeLibbpfLog, type Pointer } from './ffi.js';
 
-/** The package root (dist/src/.. /..). */
+/** The package root (this file is dist/src/kernel/bpfobject.js). */
 export function packageRoot(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 /** The compiled CO-RE object shipped with the package. */

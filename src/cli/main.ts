@@ -6,10 +6,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   DEFAULT_PIN_DIR, EpolltrackError, fdinfoMemberships, load, MODES, openTracker, status, unload, type Membership, type Mode,
-} from './index.js';
+} from '../index.js';
 import { bench, formatBench } from './bench.js';
-import { decodeEvents } from './events.js';
-import { parseEndpoint } from './seccomp.js';
+import { decodeEvents } from '../kernel/events.js';
+import { parseEndpoint } from '../supervise/seccomp.js';
 
 class UsageError extends Error {}
 
@@ -189,7 +189,7 @@ const commands: Record<string, Command> = {
     options: { ...pinDirOpt, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
     async run(v, pos) {
       if (!pos.length) throw new UsageError('supervise needs a command after --');
-      const { runSupervise } = await import('./supervise-cli.js');
+      const { runSupervise } = await import('./supervise.js');
       process.exitCode = await runSupervise({
         redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
         fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v), cmd: pos,
@@ -202,7 +202,7 @@ const commands: Record<string, Command> = {
     options: { ...pinDirOpt, socket: { type: 'string' }, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
     async run(v) {
       if (!v.socket) throw new UsageError('agent needs --socket PATH');
-      const { runAgent } = await import('./supervise-cli.js');
+      const { runAgent } = await import('./supervise.js');
       process.exitCode = await runAgent({
         socket: v.socket as string, redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
         fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v),
@@ -215,8 +215,8 @@ const commands: Record<string, Command> = {
     options: { ...pinDirOpt, listen: { type: 'string' } },
     async run(v, pos) {
       if (pos.length) throw new UsageError(`daemon takes no arguments, got '${pos[0]}'`);
-      const { parseListen } = await import('./daemon/server.js');
-      const { runDaemon } = await import('./daemon/cli.js');
+      const { parseListen } = await import('../daemon/server.js');
+      const { runDaemon } = await import('./daemon.js');
       try {
         if (v.listen !== undefined) parseListen(v.listen as string);
       } catch (err) {

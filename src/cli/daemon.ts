@@ -1,5 +1,5 @@
 /** `epolltrack daemon`: start, say where, serve until SIGINT/SIGTERM. */
-import { startDaemon } from './server.js';
+import { startDaemon } from '../daemon/server.js';
 
 export async function runDaemon(o: { listen?: string; pinDir: string; out: (s: string) => void }): Promise<number> {
   const d = await startDaemon({ listen: o.listen, pinDir: o.pinDir });

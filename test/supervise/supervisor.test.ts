@@ -9,15 +9,15 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../../src/index.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../../src/native.js';
-import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/seccomp.js';
-import { supervise } from '../../src/launch.js';
-import { EpctlChannel } from '../../src/epctl-channel.js';
-import type { SwapRecord } from '../../src/supervisor.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../../src/kernel/ffi.js';
+import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/supervise/seccomp.js';
+import { supervise } from '../../src/supervise/launch.js';
+import { EpctlChannel } from '../../src/cli/epctl-channel.js';
+import type { SwapRecord } from '../../src/supervise/supervisor.js';
 import { TEST_MODE, testPinDir } from '../helpers/env.js';
 
 const BIN = join(process.cwd(), 'build', 'bin');
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const FROM = '127.0.0.2:80';
 const HANG_FROM = '127.0.0.2:81';
 

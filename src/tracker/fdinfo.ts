@@ -5,8 +5,8 @@
  * compared against, and the fallback when the fast path cannot be sure.
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { BadFdError, BadInputError, NoSuchProcessError, PermissionError } from './errors.js';
-import { KCMP_FILE, kcmp, kcmpEpollTfd } from './native.js';
+import { BadFdError, BadInputError, NoSuchProcessError, PermissionError } from '../kernel/errors.js';
+import { KCMP_FILE, kcmp, kcmpEpollTfd } from '../kernel/ffi.js';
 
 export type Source = 'bpf' | 'fdinfo';
 

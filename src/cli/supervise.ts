@@ -1,10 +1,10 @@
 /** `epolltrack supervise`: the supervisor with a tracker (loaded for the run if none is) and logging. */
-import { isLoaded, load, unload } from '../loader/load.js';
-import { startAgent } from './agent.js';
-import { SwapLogWriter } from './daemon/swaplog.js';
-import { supervise } from './launch.js';
-import type { Redirect, SwapRecord } from './supervisor.js';
-import { openTracker, type Tracker } from './tracker.js';
+import { isLoaded, load, unload } from '../../loader/load.js';
+import { startAgent } from '../supervise/agent.js';
+import { SwapLogWriter } from '../supervise/swaplog.js';
+import { supervise } from '../supervise/launch.js';
+import type { Redirect, SwapRecord } from '../supervise/supervisor.js';
+import { openTracker, type Tracker } from '../tracker/tracker.js';
 
 export function formatSwap(r: SwapRecord): string {
   const what = r.result === 'swapped'

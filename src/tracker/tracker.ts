@@ -10,20 +10,20 @@
  * Kernel pointers stay inside this object.
  */
 import { existsSync } from 'node:fs';
-import { DEFAULT_PIN_DIR, ITER_PROG, MAP, type Mode } from '../loader/constants.js';
-import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../loader/load.js';
-import { BpfObject, destroyLink, readIter } from './bpfobject.js';
-import { BadFdError, NoSuchProcessError, NotLoadedError } from './errors.js';
+import { DEFAULT_PIN_DIR, ITER_PROG, MAP, type Mode } from '../kernel/names.js';
+import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../../loader/load.js';
+import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
+import { BadFdError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
   decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
   type LookupHdr, type LookupItem,
-} from './layout.js';
+} from '../kernel/layout.js';
 import {
   closeMaps, IterInput, learnEpollFops, walkKernel, lookupLoc, openPinnedMaps, putLoc, readStats, seedMaps,
   type MapFds, type SeedResult,
-} from './maps.js';
-import type { Pointer } from './native.js';
+} from '../kernel/maps.js';
+import type { Pointer } from '../kernel/ffi.js';
 
 /** Why an answer took the slow way: resynced (kernel walk, still bpf) or fell back to fdinfo. */
 export type FallbackReason = 'truncated' | 'no-location' | 'unverified-location' | 'resynced';

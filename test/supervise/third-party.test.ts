@@ -24,11 +24,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { packageRoot } from '../../src/bpfobject.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
 import { IN_CI, suiteTracker } from '../helpers/env.js';
 import { createNetns, Daemon, pidFromFile, run, which, type Netns } from '../helpers/netns.js';
 
-const CLI = join(packageRoot(), 'dist', 'src', 'cli.js');
+const CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const CLIENT = join(packageRoot(), 'test', 'fixtures', 'netns-client.mjs');
 
 interface ClientResult { ok: boolean; status?: number; body?: string; reply?: string; error?: string; ms: number }

@@ -4,10 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchResult, Timing } from '../src/bench.js';
-import { escapeXml, formatMicros, formatTick, renderBenchSvg } from '../src/plot.js';
+import type { BenchResult, Timing } from '../../src/cli/bench.js';
+import { escapeXml, formatMicros, formatTick, renderBenchSvg } from '../../src/cli/plot.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const T = (median: number, min: number, max: number, n: number): Timing => ({ median, min, max, n });
 
 const RESULT: BenchResult = {

@@ -8,10 +8,10 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import {
   BadFdError, fdinfoMemberships, kcmp, KCMP_FILE, NoSuchProcessError, BadInputError,
   type Membership, type Tracker,
-} from '../src/index.js';
-import { epollFdinfos } from '../src/fdinfo.js';
-import { Epctl, EpctlError } from './helpers/epctl.js';
-import { rng, suiteTracker } from './helpers/env.js';
+} from '../../src/index.js';
+import { epollFdinfos } from '../../src/tracker/fdinfo.js';
+import { Epctl, EpctlError } from '../helpers/epctl.js';
+import { rng, suiteTracker } from '../helpers/env.js';
 
 const EPOLLIN = 0x1, EPOLLPRI = 0x2, EPOLLOUT = 0x4, EPOLLRDHUP = 0x2000;
 const EPOLLEXCLUSIVE = 2 ** 28, EPOLLONESHOT = 2 ** 30, EPOLLET = 2 ** 31;

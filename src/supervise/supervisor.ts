@@ -7,14 +7,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { fstatSync } from 'node:fs';
-import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EIO, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
   socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
-import type { Tracker } from './tracker.js';
+import type { Tracker } from '../tracker/tracker.js';
 
 export interface Redirect { from: SockAddr; to: SockAddr }
 

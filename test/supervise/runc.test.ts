@@ -13,11 +13,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/bpfobject.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
 import { IN_CI, suiteTracker } from '../helpers/env.js';
 import { Daemon, run, which } from '../helpers/netns.js';
 
-const CLI = join(packageRoot(), 'dist', 'src', 'cli.js');
+const CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 const FROM_PORT = 7000;
 
 interface ClientLine { i: number; pid: number; fd: number; connect: string; out: boolean; in: boolean; reply: string; mod: number; del: number }

@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
-import { packageRoot } from './bpfobject.js';
-import { EpolltrackError } from './errors.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from './native.js';
+import { packageRoot } from '../kernel/bpfobject.js';
+import { EpolltrackError } from '../kernel/errors.js';
+import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
 import { Supervisor, type SupervisorOptions, type SwapRecord } from './supervisor.js';
 
 export interface SuperviseResult { code: number | null; signal: NodeJS.Signals | null; supervisor: Supervisor }

@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import koffi from 'koffi';
-import { errno } from './native.js';
+import { errno } from '../kernel/ffi.js';
 
 // ---- ioctls -------------------------------------------------------------------
 // _IOWR('!', 0, struct seccomp_notif) etc. (include/uapi/linux/seccomp.h)

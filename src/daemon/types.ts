@@ -1,0 +1,45 @@
+/**
+ * The daemon's wire types: what the server sends (SSE messages, /api/status)
+ * and the dashboard reads. Shared by server.ts and client.ts so that neither
+ * imports the other.
+ */
+import type { LoadState, Status } from '../../loader/load.js';
+
+export interface LatencySample {
+  time: string;
+  pid: number;
+  comm: string;
+  fd: number;
+  /** fds the process holds (what the fdinfo way has to visit) */
+  nfds: number;
+  registrations: number;
+  tracker: { micros: number; source: 'bpf' | 'fdinfo'; reason?: string };
+  fdinfo: { micros: number };
+  /** both ways found the same epoll instances */
+  agree: boolean;
+}
+
+/** GET /api/status and the dashboard's tracker-health panel. */
+export interface StatusBody {
+  loaded: boolean;
+  pinDir: string;
+  mode?: string;
+  loadedAt?: string;
+  hooks?: LoadState['hooks'];
+  notTaken?: LoadState['notTaken'];
+  modes?: Status['modes'];
+  maps?: Status['maps'];
+  counters: Record<string, string>;
+  fallbacks: Record<string, number>;
+  daemon: {
+    pid: number;
+    startedAt: string;
+    loadedHere: boolean;
+    clients: number;
+    refreshes: number;
+    refreshMicros: number;
+    snapshotVersion: number;
+    swapsLog: string;
+    lastError?: string;
+  };
+}
