@@ -666,3 +666,20 @@ int seed(struct bpf_iter__task_file *ctx)
 	}
 	return 0;
 }
+
+/* ---- types for user space -------------------------------------------------- */
+
+/* Types user space decodes that no program here names: each BTF_KEEP puts one
+ * in the object's BTF, where scripts/gen-layout.mjs reads the TS layout from
+ * (bpf2go -type relies on the same trick). Every struct and enum of
+ * epolltrack.h must be in the BTF: the generator fails the build otherwise. */
+#define BTF_KEEP(type, name) type *___keep_##name __attribute__((unused))
+
+BTF_KEEP(struct et_lookup_hdr, lookup_hdr);
+BTF_KEEP(struct et_lookup_item, lookup_item);
+BTF_KEEP(struct et_seed_rec, seed_rec);
+BTF_KEEP(enum et_stat, stat);
+BTF_KEEP(enum et_lookup_status, lookup_status);
+BTF_KEEP(enum et_lookup_flags, lookup_flags);
+BTF_KEEP(enum et_loc_state, loc_state);
+BTF_KEEP(enum et_seed_kind, seed_kind);

@@ -13,6 +13,7 @@ import {
 } from '../src/kernel/errors.js';
 import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/kernel/maps.js';
 import { libc, type Pointer } from '../src/kernel/ffi.js';
+import { EP_KEY_SIZE, REG_KEY_SIZE, VAR_OFFSET } from '../src/kernel/layout.js';
 import {
   DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
 } from '../src/kernel/names.js';
@@ -91,7 +92,7 @@ function loadMode(mode: Mode, hooks: { prog: string; target: string; required: b
     obj.setMaxEntries(MAP.regs, opts.maxRegs);
     obj.setMaxEntries(MAP.epolls, opts.maxEpolls);
     if (mode !== 'kprobe') obj.setMaxEntries(MAP.start, 1);
-    obj.setRodataU32(0, opts.targetPid);
+    obj.setRodataU32(VAR_OFFSET.targTgid, opts.targetPid);
     // 3. Load and verify.
     obj.load();
     // 4. Pin the shared maps, root-only.
@@ -225,8 +226,8 @@ export function status(options: { pinDir?: string } = {}): Status {
     return {
       loaded: true, pinDir, mode: st?.mode, hooks: st?.hooks, notTaken: st?.notTaken, modes, loadedAt: st?.loadedAt,
       maps: {
-        regs: { entries: countEntries(fds.regs, 24), capacity: st?.maxRegs ?? DEFAULT_MAX_REGS },
-        epolls: { entries: countEntries(fds.epolls, 8), capacity: st?.maxEpolls ?? DEFAULT_MAX_EPOLLS },
+        regs: { entries: countEntries(fds.regs, REG_KEY_SIZE), capacity: st?.maxRegs ?? DEFAULT_MAX_REGS },
+        epolls: { entries: countEntries(fds.epolls, EP_KEY_SIZE), capacity: st?.maxEpolls ?? DEFAULT_MAX_EPOLLS },
       },
       counters,
     };

@@ -1,112 +1,149 @@
 /**
- * TypeScript mirrors of the structs in bpf/epolltrack.h, little-endian, with
- * their padding stated. Kernel pointers are bigints and never leave the
- * privileged process: nothing here is printed or sent anywhere.
+ * Codecs for the structs in bpf/epolltrack.h, little-endian. Every size,
+ * offset and enum value comes from layout.gen.ts, which `npm run build`
+ * generates from the compiled object's BTF: nothing here is a magic number.
+ * Kernel pointers are bigints and never leave the privileged process.
  */
+import { ENUMS, SECTIONS, STRUCTS } from './layout.gen.js';
 
-/** struct et_reg_key { u64 file; u64 ep; u32 tfd; u32 pad; } : 24 bytes */
+type StructName = keyof typeof STRUCTS;
+type FieldOf<S extends StructName> = keyof (typeof STRUCTS)[S]['fields'];
+
+/** Byte offset of field `f` of struct `s` (from BTF). */
+function off<S extends StructName>(s: S, f: FieldOf<S>): number {
+  return (STRUCTS[s].fields as Record<FieldOf<S>, { offset: number }>)[f].offset;
+}
+
+/** Byte offset of a global variable of the object (from its symbol table). */
+export const VAR_OFFSET = {
+  targTgid: SECTIONS['.rodata'].vars.targ_tgid.offset,
+  iterIn: SECTIONS['.bss'].vars.iter_in.offset,
+} as const;
+/** Size of the .bss map's one value (the whole section). */
+export const BSS_SIZE = SECTIONS['.bss'].size;
+
+/** struct et_reg_key: the kernel's key of an epitem */
 export interface RegKey { file: bigint; ep: bigint; tfd: number }
-export const REG_KEY_SIZE = 24;
+export const REG_KEY_SIZE = STRUCTS.et_reg_key.size;
 export function encodeRegKey(k: RegKey, b = Buffer.alloc(REG_KEY_SIZE)): Buffer {
-  b.writeBigUInt64LE(k.file, 0);
-  b.writeBigUInt64LE(k.ep, 8);
-  b.writeUInt32LE(k.tfd, 16);
-  b.writeUInt32LE(0, 20); // pad
+  b.fill(0, 0, REG_KEY_SIZE); // padding
+  b.writeBigUInt64LE(k.file, off('et_reg_key', 'file'));
+  b.writeBigUInt64LE(k.ep, off('et_reg_key', 'ep'));
+  b.writeUInt32LE(k.tfd, off('et_reg_key', 'tfd'));
   return b;
 }
 export function decodeRegKey(b: Buffer): RegKey {
-  return { file: b.readBigUInt64LE(0), ep: b.readBigUInt64LE(8), tfd: b.readUInt32LE(16) };
+  return {
+    file: b.readBigUInt64LE(off('et_reg_key', 'file')), ep: b.readBigUInt64LE(off('et_reg_key', 'ep')),
+    tfd: b.readUInt32LE(off('et_reg_key', 'tfd')),
+  };
 }
 
-/** struct et_reg_val { u64 data; u32 events, target_tgid, ep_tgid, ep_fd, gen; u32 pad; } : 32 bytes */
+/** struct et_reg_val */
 export interface RegVal { data: bigint; events: number; targetTgid: number; epTgid: number; epFd: number; gen: number }
-export const REG_VAL_SIZE = 32;
+export const REG_VAL_SIZE = STRUCTS.et_reg_val.size;
 export function encodeRegVal(v: RegVal, b = Buffer.alloc(REG_VAL_SIZE)): Buffer {
-  b.writeBigUInt64LE(v.data, 0);
-  b.writeUInt32LE(v.events >>> 0, 8);
-  b.writeUInt32LE(v.targetTgid, 12);
-  b.writeUInt32LE(v.epTgid, 16);
-  b.writeUInt32LE(v.epFd, 20);
-  b.writeUInt32LE(v.gen >>> 0, 24);
-  b.writeUInt32LE(0, 28); // pad
+  b.fill(0, 0, REG_VAL_SIZE);
+  b.writeBigUInt64LE(v.data, off('et_reg_val', 'data'));
+  b.writeUInt32LE(v.events >>> 0, off('et_reg_val', 'events'));
+  b.writeUInt32LE(v.targetTgid, off('et_reg_val', 'target_tgid'));
+  b.writeUInt32LE(v.epTgid, off('et_reg_val', 'ep_tgid'));
+  b.writeUInt32LE(v.epFd, off('et_reg_val', 'ep_fd'));
+  b.writeUInt32LE(v.gen >>> 0, off('et_reg_val', 'gen'));
   return b;
 }
 export function decodeRegVal(b: Buffer): RegVal {
   return {
-    data: b.readBigUInt64LE(0), events: b.readUInt32LE(8), targetTgid: b.readUInt32LE(12),
-    epTgid: b.readUInt32LE(16), epFd: b.readUInt32LE(20), gen: b.readUInt32LE(24),
+    data: b.readBigUInt64LE(off('et_reg_val', 'data')), events: b.readUInt32LE(off('et_reg_val', 'events')),
+    targetTgid: b.readUInt32LE(off('et_reg_val', 'target_tgid')), epTgid: b.readUInt32LE(off('et_reg_val', 'ep_tgid')),
+    epFd: b.readUInt32LE(off('et_reg_val', 'ep_fd')), gen: b.readUInt32LE(off('et_reg_val', 'gen')),
   };
 }
 
-/** struct et_loc { u32 tgid; u32 fd; } : 8 bytes; key is a u64 struct eventpoll * */
+/** struct et_loc; the epolls map's key is a u64 struct eventpoll * */
 export interface Loc { tgid: number; fd: number }
-export const LOC_SIZE = 8;
+export const LOC_SIZE = STRUCTS.et_loc.size;
+export const EP_KEY_SIZE = 8;
 export function encodeLoc(l: Loc, b = Buffer.alloc(LOC_SIZE)): Buffer {
-  b.writeUInt32LE(l.tgid, 0);
-  b.writeUInt32LE(l.fd, 4);
+  b.writeUInt32LE(l.tgid, off('et_loc', 'tgid'));
+  b.writeUInt32LE(l.fd, off('et_loc', 'fd'));
   return b;
 }
 export function decodeLoc(b: Buffer): Loc {
-  return { tgid: b.readUInt32LE(0), fd: b.readUInt32LE(4) };
+  return { tgid: b.readUInt32LE(off('et_loc', 'tgid')), fd: b.readUInt32LE(off('et_loc', 'fd')) };
 }
 export function encodeU64(v: bigint, b = Buffer.alloc(8)): Buffer {
   b.writeBigUInt64LE(v, 0);
   return b;
 }
 
-/** enum et_stat */
+/** enum et_stat, by the names user space uses */
+const S = ENUMS.et_stat;
 export const STAT = {
-  add: 0, mod: 1, del: 2, remove: 3, regsFull: 4, epollsFull: 5, uncertain: 6, gen: 7,
+  add: S.ET_STAT_ADD, mod: S.ET_STAT_MOD, del: S.ET_STAT_DEL, remove: S.ET_STAT_REMOVE, regsFull: S.ET_STAT_REGS_FULL,
+  epollsFull: S.ET_STAT_EPOLLS_FULL, uncertain: S.ET_STAT_UNCERTAIN, gen: S.ET_STAT_GEN,
 } as const;
-export const STAT_MAX = 8;
+export const STAT_MAX = S.ET_STAT_MAX;
 export type StatName = keyof typeof STAT;
 
-/** struct et_iter_in { u64 epoll_fops; u32 want_fd; u32 pad; } : 16 bytes (.bss offset 0) */
-export const ITER_IN_SIZE = 16;
-export function encodeIterIn(epollFops: bigint, wantFd: number, b = Buffer.alloc(ITER_IN_SIZE)): Buffer {
-  b.writeBigUInt64LE(epollFops, 0);
-  b.writeUInt32LE(wantFd, 8);
-  b.writeUInt32LE(0, 12); // pad
+/** struct et_iter_in: the iterators' input, the .bss variable iter_in */
+export const ITER_IN_SIZE = STRUCTS.et_iter_in.size;
+export const ITER_IN_FOPS = VAR_OFFSET.iterIn + off('et_iter_in', 'epoll_fops');
+export const ITER_IN_WANT_FD = VAR_OFFSET.iterIn + off('et_iter_in', 'want_fd');
+/** The whole .bss with iter_in set (the value of a map update of .bss). */
+export function encodeIterIn(epollFops: bigint, wantFd: number, b = Buffer.alloc(BSS_SIZE)): Buffer {
+  b.writeBigUInt64LE(epollFops, ITER_IN_FOPS);
+  b.writeUInt32LE(wantFd, ITER_IN_WANT_FD);
   return b;
 }
 
-export const LOOKUP_MAGIC = 0x45504c54;
-export const LK_STATUS = { ok: 0, noFiles: 1, badFd: 2 } as const;
-export const LK_TRUNCATED = 1;
-export const LK_CLOEXEC = 2;
-export const LOC_STATE = { none: 0, verified: 1, remote: 2, stale: 3 } as const;
+export const LOOKUP_MAGIC = 0x45504c54; // ET_LOOKUP_MAGIC, a #define (not in BTF)
+const LS = ENUMS.et_lookup_status;
+export const LK_STATUS = { ok: LS.ET_LK_OK, noFiles: LS.ET_LK_NO_FILES, badFd: LS.ET_LK_BAD_FD } as const;
+export const LK_TRUNCATED = ENUMS.et_lookup_flags.ET_LK_TRUNCATED;
+export const LK_CLOEXEC = ENUMS.et_lookup_flags.ET_LK_CLOEXEC;
+const LC = ENUMS.et_loc_state;
+export const LOC_STATE = {
+  none: LC.ET_LOC_NONE, verified: LC.ET_LOC_VERIFIED, remote: LC.ET_LOC_REMOTE, stale: LC.ET_LOC_STALE,
+} as const;
 
-/** struct et_lookup_hdr { u32 magic, status; u64 file, priv, f_op; u32 tgid, nitems, flags, pad; } : 48 bytes */
+/** struct et_lookup_hdr */
 export interface LookupHdr { status: number; file: bigint; priv: bigint; fOp: bigint; tgid: number; nitems: number; flags: number }
-export const LOOKUP_HDR_SIZE = 48;
-export function decodeLookupHdr(b: Buffer, off: number): LookupHdr | undefined {
-  if (b.readUInt32LE(off) !== LOOKUP_MAGIC) return undefined;
+export const LOOKUP_HDR_SIZE = STRUCTS.et_lookup_hdr.size;
+/** Offset of the item count in the header: readers stop once the items are in. */
+export const LOOKUP_HDR_NITEMS = off('et_lookup_hdr', 'nitems');
+export function decodeLookupHdr(b: Buffer, at: number): LookupHdr | undefined {
+  const o = (f: FieldOf<'et_lookup_hdr'>) => at + off('et_lookup_hdr', f);
+  if (b.readUInt32LE(o('magic')) !== LOOKUP_MAGIC) return undefined;
   return {
-    status: b.readUInt32LE(off + 4), file: b.readBigUInt64LE(off + 8), priv: b.readBigUInt64LE(off + 16),
-    fOp: b.readBigUInt64LE(off + 24), tgid: b.readUInt32LE(off + 32), nitems: b.readUInt32LE(off + 36),
-    flags: b.readUInt32LE(off + 40),
+    status: b.readUInt32LE(o('status')), file: b.readBigUInt64LE(o('file')), priv: b.readBigUInt64LE(o('priv')),
+    fOp: b.readBigUInt64LE(o('f_op')), tgid: b.readUInt32LE(o('tgid')), nitems: b.readUInt32LE(o('nitems')),
+    flags: b.readUInt32LE(o('flags')),
   };
 }
 
-/** struct et_lookup_item { u64 ep, data; u32 events, tfd, loc_tgid, loc_fd, loc_state, pad; } : 40 bytes */
+/** struct et_lookup_item */
 export interface LookupItem { ep: bigint; data: bigint; events: number; tfd: number; locTgid: number; locFd: number; locState: number }
-export const LOOKUP_ITEM_SIZE = 40;
-export function decodeLookupItem(b: Buffer, off: number): LookupItem {
+export const LOOKUP_ITEM_SIZE = STRUCTS.et_lookup_item.size;
+export function decodeLookupItem(b: Buffer, at: number): LookupItem {
+  const o = (f: FieldOf<'et_lookup_item'>) => at + off('et_lookup_item', f);
   return {
-    ep: b.readBigUInt64LE(off), data: b.readBigUInt64LE(off + 8), events: b.readUInt32LE(off + 16),
-    tfd: b.readUInt32LE(off + 20), locTgid: b.readUInt32LE(off + 24), locFd: b.readUInt32LE(off + 28),
-    locState: b.readUInt32LE(off + 32),
+    ep: b.readBigUInt64LE(o('ep')), data: b.readBigUInt64LE(o('data')), events: b.readUInt32LE(o('events')),
+    tfd: b.readUInt32LE(o('tfd')), locTgid: b.readUInt32LE(o('loc_tgid')), locFd: b.readUInt32LE(o('loc_fd')),
+    locState: b.readUInt32LE(o('loc_state')),
   };
 }
 
-/** struct et_seed_rec { u32 kind, tgid, fd, tfd; u64 file, ep, data; u32 events, pad; } : 48 bytes */
-export const SEED = { reg: 1, epoll: 2 } as const;
+/** struct et_seed_rec */
+const SK = ENUMS.et_seed_kind;
+export const SEED = { reg: SK.ET_SEED_REG, epoll: SK.ET_SEED_EPOLL } as const;
 export interface SeedRec { kind: number; tgid: number; fd: number; tfd: number; file: bigint; ep: bigint; data: bigint; events: number }
-export const SEED_REC_SIZE = 48;
-export function decodeSeedRec(b: Buffer, off: number): SeedRec {
+export const SEED_REC_SIZE = STRUCTS.et_seed_rec.size;
+export function decodeSeedRec(b: Buffer, at: number): SeedRec {
+  const o = (f: FieldOf<'et_seed_rec'>) => at + off('et_seed_rec', f);
   return {
-    kind: b.readUInt32LE(off), tgid: b.readUInt32LE(off + 4), fd: b.readUInt32LE(off + 8),
-    tfd: b.readUInt32LE(off + 12), file: b.readBigUInt64LE(off + 16), ep: b.readBigUInt64LE(off + 24),
-    data: b.readBigUInt64LE(off + 32), events: b.readUInt32LE(off + 40),
+    kind: b.readUInt32LE(o('kind')), tgid: b.readUInt32LE(o('tgid')), fd: b.readUInt32LE(o('fd')), tfd: b.readUInt32LE(o('tfd')),
+    file: b.readBigUInt64LE(o('file')), ep: b.readBigUInt64LE(o('ep')), data: b.readBigUInt64LE(o('data')),
+    events: b.readUInt32LE(o('events')),
   };
 }

@@ -9,8 +9,8 @@ import { MAP, PINNED_MAPS } from './names.js';
 import { bpfError, BpfObject, destroyLink, readIter } from './bpfobject.js';
 import { NotLoadedError, PermissionError } from './errors.js';
 import {
-  decodeLoc, decodeLookupHdr, decodeRegKey, decodeRegVal, decodeSeedRec, encodeIterIn, encodeLoc, encodeRegKey,
-  encodeRegVal, encodeU64, LOC_SIZE, REG_KEY_SIZE, REG_VAL_SIZE, SEED, SEED_REC_SIZE, STAT, STAT_MAX,
+  decodeLoc, decodeLookupHdr, LOOKUP_HDR_SIZE, decodeRegKey, decodeRegVal, decodeSeedRec, encodeIterIn, encodeLoc, encodeRegKey,
+  encodeRegVal, encodeU64, EP_KEY_SIZE, ITER_IN_FOPS, ITER_IN_WANT_FD, LOC_SIZE, REG_KEY_SIZE, REG_VAL_SIZE, SEED, SEED_REC_SIZE, STAT, STAT_MAX,
   type Loc, type RegKey, type RegVal, type StatName,
 } from './layout.js';
 import { closeFd, errno, libbpf, libc } from './ffi.js';
@@ -89,7 +89,7 @@ export function dumpRegs(fd: number): { key: RegKey; val: RegVal }[] {
 export function dumpEpolls(fd: number): { ep: bigint; loc: Loc }[] {
   const v = Buffer.alloc(LOC_SIZE);
   const out: { ep: bigint; loc: Loc }[] = [];
-  for (const k of keys(fd, 8)) {
+  for (const k of keys(fd, EP_KEY_SIZE)) {
     if ((libbpf().map_lookup(fd, k, v) as number) === 0) out.push({ ep: k.readBigUInt64LE(0), loc: decodeLoc(v) });
   }
   return out;
@@ -143,10 +143,10 @@ export class IterInput {
   set(epollFops: bigint, wantFd: number): void {
     if (!this.ptr) return setIterInput(this.obj, epollFops, wantFd);
     if (epollFops !== this.fops) {
-      koffi.encode(this.ptr, 0, 'uint64_t', epollFops);
+      koffi.encode(this.ptr, ITER_IN_FOPS, 'uint64_t', epollFops);
       this.fops = epollFops;
     }
-    koffi.encode(this.ptr, 8, 'uint32_t', wantFd);
+    koffi.encode(this.ptr, ITER_IN_WANT_FD, 'uint32_t', wantFd);
   }
 
   close(): void {
@@ -163,7 +163,7 @@ export function learnEpollFops(obj: BpfObject): bigint {
   try {
     setIterInput(obj, 0n, epfd);
     const out = readIter(link, Buffer.alloc(4096));
-    const hdr = out.length >= 48 ? decodeLookupHdr(out, 0) : undefined;
+    const hdr = out.length >= LOOKUP_HDR_SIZE ? decodeLookupHdr(out, 0) : undefined;
     if (!hdr || hdr.status !== 0 || hdr.fOp === 0n) throw new Error('the lookup iterator did not see this process\'s epoll fd');
     return hdr.fOp;
   } finally {

@@ -16,7 +16,7 @@ import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
 import { BadFdError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
-  decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
+  decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LOOKUP_HDR_NITEMS, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
   type LookupHdr, type LookupItem,
 } from '../kernel/layout.js';
 import {
@@ -59,7 +59,7 @@ interface RawLookup { hdr: LookupHdr; items: LookupItem[] }
 
 /** The lookup iterator writes one header and `nitems` items: stop reading once they are in. */
 function lookupSize(b: Buffer): number | undefined {
-  return b.length >= LOOKUP_HDR_SIZE ? LOOKUP_HDR_SIZE + b.readUInt32LE(36) * LOOKUP_ITEM_SIZE : undefined;
+  return b.length >= LOOKUP_HDR_SIZE ? LOOKUP_HDR_SIZE + b.readUInt32LE(LOOKUP_HDR_NITEMS) * LOOKUP_ITEM_SIZE : undefined;
 }
 
 export class Tracker {

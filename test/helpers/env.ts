@@ -6,8 +6,9 @@
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { isNotSupported, load, openTracker, unload, type LoadOptions, type Tracker } from '../../src/index.js';
+import { IN_CI } from './ci.js';
 
-export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
+export { IN_CI };
 
 /** Hook mode the suites load (EPOLLTRACK_MODE=fentry|kprobe|tracepoint, default auto). */
 export const TEST_MODE = (process.env.EPOLLTRACK_MODE ?? 'auto') as LoadOptions['mode'];
