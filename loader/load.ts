@@ -12,7 +12,7 @@ import {
   BpfError, MountError, NotRootError, NotSupportedError,
 } from '../src/kernel/errors.js';
 import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedMaps, countEntries, type SeedResult } from '../src/kernel/maps.js';
-import { libc, type Pointer } from '../src/kernel/ffi.js';
+import type { Pointer } from '../src/kernel/ffi.js';
 import { EP_KEY_SIZE, REG_KEY_SIZE, VAR_OFFSET } from '../src/kernel/layout.js';
 import {
   DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
@@ -47,7 +47,7 @@ function statePath(pinDir: string): string {
 }
 
 export function requireRoot(): void {
-  if ((libc().geteuid() as number) !== 0) throw new NotRootError();
+  if (process.geteuid?.() !== 0) throw new NotRootError();
 }
 
 function isBpffs(dir: string): boolean {

@@ -22,7 +22,7 @@ export function btfFuncs(names: Iterable<string>): Set<string> {
   const btf = libbpf().btf_load_vmlinux_btf();
   if (!btf) return found;
   try {
-    for (const n of names) if ((libbpf().btf_find_by_name_kind(btf, n, BTF_KIND_FUNC) as number) > 0) found.add(n);
+    for (const n of names) if (libbpf().btf_find_by_name_kind(btf, n, BTF_KIND_FUNC) > 0) found.add(n);
   } finally {
     libbpf().btf_free(btf);
   }

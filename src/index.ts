@@ -8,12 +8,12 @@ export { fdinfoMemberships, parseEpollFdinfo, type Membership, type Source, type
 export { load, unload, status, isLoaded, type LoadOptions, type LoadResult, type Status } from '../loader/load.js';
 export { DEFAULT_PIN_DIR, MODES, type Mode } from './kernel/names.js';
 export * from './kernel/errors.js';
-export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd } from './kernel/ffi.js';
-export { replaceFd, ReplaceError, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './supervise/replace.js';
+export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd, takeFd } from './kernel/ffi.js';
+export { replaceFd, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './supervise/replace.js';
 export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervise/supervisor.js';
 export { launch, supervise, type Launched, type SuperviseResult } from './supervise/launch.js';
 export { startAgent, type Agent, type ContainerInfo } from './supervise/agent.js';
 export {
-  recvNotification, respond, notificationValid, parseEndpoint, formatSockaddr, type Notification, type SockAddr,
+  recvNotification, respond, notificationValid, parseEndpoint, endpointProblem, formatSockaddr, sameAddr, type Notification, type SockAddr,
 } from './supervise/seccomp.js';
 export { decodeEvents } from './kernel/events.js';

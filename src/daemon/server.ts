@@ -16,12 +16,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { isIP } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLoaded, status as trackerStatus, type Status } from '../../loader/load.js';
 import { DEFAULT_PIN_DIR } from '../kernel/names.js';
-import { EpolltrackError } from '../kernel/errors.js';
+import { BadInputError, BuildError, ListenError } from '../kernel/errors.js';
 import { fdinfoMemberships } from '../tracker/fdinfo.js';
 import type { SwapRecord } from '../supervise/supervisor.js';
 import { openTracker, type Tracker } from '../tracker/tracker.js';
@@ -69,17 +69,18 @@ export function parseListen(s: string): { host: string; port: number } {
   if (v6) {
     host = v6[1];
     port = v6[2];
-    if (isIP(host) !== 6) throw new EpolltrackError(`--listen: '${v6[1]}' is not an IPv6 address`);
+    if (!isIPv6(host)) throw new BadInputError(`--listen: '${v6[1]}' is not an IPv6 address`);
   } else if (/^\d+$/.test(s)) {
     port = s;
   } else {
     const m = /^([A-Za-z0-9.-]*):(\d+)$/.exec(s);
-    if (!m) throw new EpolltrackError(`--listen takes HOST:PORT, [IPv6]:PORT or PORT, got '${s}'`);
+    if (!m) throw new BadInputError(`--listen takes HOST:PORT, [IPv6]:PORT or PORT, got '${s}'`);
+    if (/^[\d.]+$/.test(m[1]) && !isIPv4(m[1])) throw new BadInputError(`--listen: '${m[1]}' is not an IPv4 address`);
     if (m[1]) host = m[1];
     port = m[2];
   }
   const n = Number(port);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new EpolltrackError(`--listen: port must be 0-65535, got '${port}'`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new BadInputError(`--listen: port must be 0-65535, got '${port}'`);
   return { host, port: n };
 }
 
@@ -156,7 +157,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     htmPreact = readFileSync(htmStandalonePath(), 'utf8');
   } catch (err) {
     tracker.close();
-    throw new EpolltrackError(`the dashboard needs the htm package (htm/preact/standalone.mjs): run \`npm ci\` (${(err as Error).message})`);
+    throw new BuildError(`the dashboard needs the htm package (htm/preact/standalone.mjs): run \`npm ci\` (${(err as Error).message})`);
   }
   const appJs = [
     "import { html, render, useState, useEffect, useMemo, useRef } from '/assets/htm-preact.mjs';",
@@ -437,7 +438,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? 'the address is in use (another daemon?): pick another with --listen'
       : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.message;
-    throw new EpolltrackError(`cannot listen on ${host}:${port}: ${why}`, { cause: err });
+    throw new ListenError(`cannot listen on ${host}:${port}: ${why}`, { cause: err });
   }
   server.on('error', (err) => warn('server', err));
   const addr = server.address() as { address: string; port: number };

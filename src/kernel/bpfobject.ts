@@ -4,11 +4,12 @@
  * (its own private copy of the iterator programs, sharing the pinned maps).
  */
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { BpfError, EpolltrackError, NotSupportedError } from './errors.js';
-import { captureLibbpfLog, closeFd, errno, IterAttachOpts, libbpf, libc, takeLibbpfLog, type Pointer } from './ffi.js';
+import { BpfError, BuildError, errnoName, NotSupportedError } from './errors.js';
+import { captureLibbpfLog, closeFd, errno, IterAttachOpts, type IterAttachOptsValue, libbpf, libc, takeLibbpfLog, type Pointer } from './ffi.js';
 
 /** The package root (this file is dist/src/kernel/bpfobject.js). */
 export function packageRoot(): string {
@@ -19,17 +20,9 @@ export function packageRoot(): string {
 export function objectPath(): string {
   const p = process.env.EPOLLTRACK_BPF_OBJECT ?? join(packageRoot(), 'build', 'epolltrack.bpf.o');
   if (!existsSync(p)) {
-    throw new EpolltrackError(`BPF object ${p} is missing: run \`npm run build\` (needs clang, llvm, bpftool)`);
+    throw new BuildError(`BPF object ${p} is missing: run \`npm run build\` (needs clang, llvm, bpftool)`);
   }
   return p;
-}
-
-function strerror(e: number): string {
-  const names: Record<number, string> = {
-    1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 7: 'E2BIG', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES',
-    14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP',
-  };
-  return names[e] ?? `errno ${e}`;
 }
 
 /** A BpfError whose message has the step, errno name and the last libbpf line that says why. */
@@ -39,10 +32,8 @@ export function bpfError(step: string, err: number, hint = ''): BpfError {
   const why = log.find((l) => /program load failed|failed to attach|failed to create/i.test(l))
     ?? log.reverse().find((l) => /error|failed|invalid|denied|not|unknown|refus/i.test(l));
   const e = Math.abs(err);
-  const msg = `${step} failed: ${strerror(e)}${why ? ` (libbpf: ${why.trim().slice(0, 200)})` : ''}${hint ? `; ${hint}` : ''}`;
-  const out = new BpfError(msg);
-  (out as { errno?: number }).errno = e;
-  return out;
+  const msg = `${step} failed: ${errnoName(e)}${why ? ` (libbpf: ${why.trim().slice(0, 200)})` : ''}${hint ? `; ${hint}` : ''}`;
+  return new BpfError(msg, { errno: e });
 }
 
 export class BpfObject {
@@ -67,20 +58,20 @@ export class BpfObject {
     for (;;) {
       p = libbpf().next_prog(this.obj, p);
       if (!p) break;
-      names.push(libbpf().prog_name(p) as string);
+      names.push(libbpf().prog_name(p));
     }
     return names;
   }
 
   private prog(name: string): Pointer {
     const p = libbpf().find_prog(this.obj, name);
-    if (!p) throw new EpolltrackError(`BPF program ${name} is not in the object: rebuild it`);
+    if (!p) throw new BuildError(`BPF program ${name} is not in the object: rebuild it`);
     return p;
   }
 
   private map(name: string): Pointer {
     const m = libbpf().find_map(this.obj, name);
-    if (!m) throw new EpolltrackError(`BPF map ${name} is not in the object: rebuild it`);
+    if (!m) throw new BuildError(`BPF map ${name} is not in the object: rebuild it`);
     return m;
   }
 
@@ -91,13 +82,13 @@ export class BpfObject {
   }
 
   setMaxEntries(map: string, n: number): void {
-    const r = libbpf().map_set_max_entries(this.map(map), n) as number;
+    const r = libbpf().map_set_max_entries(this.map(map), n);
     if (r < 0) throw bpfError(`setting ${map} size`, r);
   }
 
   /** Use an already existing (pinned) map instead of creating one. */
   reuseMap(map: string, fd: number): void {
-    const r = libbpf().map_reuse_fd(this.map(map), fd) as number;
+    const r = libbpf().map_reuse_fd(this.map(map), fd);
     if (r < 0) throw bpfError(`reusing map ${map}`, r);
   }
 
@@ -105,27 +96,29 @@ export class BpfObject {
   setRodataU32(off: number, value: number): void {
     const size = [0];
     const ptr = libbpf().map_initial_value(this.map('.rodata'), size);
-    if (!ptr || size[0] < off + 4) throw new EpolltrackError('.rodata of the BPF object is not as expected: rebuild it');
+    if (!ptr || size[0] < off + 4) throw new BuildError('.rodata of the BPF object is not as expected: rebuild it');
     koffi.encode(ptr, off, 'uint32_t', value);
   }
 
   /** Step 3: load and verify the programs. */
   load(): void {
-    const r = libbpf().obj_load(this.obj) as number;
+    const r = libbpf().obj_load(this.obj);
     if (r < 0) {
       const e = Math.abs(r);
-      if (e === 1) throw Object.assign(new NotSupportedError(bpfError('BPF_PROG_LOAD', r, 'the kernel refused these program types').message), { errno: e });
+      if (e === constants.errno.EPERM) {
+        throw new NotSupportedError(bpfError('BPF_PROG_LOAD', r, 'the kernel refused these program types').message, { errno: e });
+      }
       throw bpfError('loading the BPF object', r);
     }
     this.loaded = true;
   }
 
   mapFd(name: string): number {
-    return libbpf().map_fd(this.map(name)) as number;
+    return libbpf().map_fd(this.map(name));
   }
 
   progFd(name: string): number {
-    return libbpf().prog_fd(this.prog(name)) as number;
+    return libbpf().prog_fd(this.prog(name));
   }
 
   /** Step 4: attach one program where its SEC() says. */
@@ -136,13 +129,13 @@ export class BpfObject {
   }
 
   pinMap(name: string, path: string): void {
-    const r = libbpf().map_pin(this.map(name), path) as number;
+    const r = libbpf().map_pin(this.map(name), path);
     if (r < 0) throw bpfError(`pinning map ${name} at ${path}`, r);
   }
 
   /** Attach an iterator program, bound to one task when tid is given. */
   attachIter(name: string, tid?: number): Pointer {
-    let opts: unknown = null;
+    let opts: IterAttachOptsValue | null = null;
     if (tid !== undefined) {
       // union bpf_iter_link_info { ...; struct { __u32 tid; __u32 pid; __u32 pid_fd; } task; } (16 bytes)
       const info = Buffer.alloc(16);
@@ -165,7 +158,7 @@ export class BpfObject {
 }
 
 export function linkFd(link: Pointer): number {
-  return libbpf().link_fd(link) as number;
+  return libbpf().link_fd(link);
 }
 
 export function destroyLink(link: Pointer): void {
@@ -173,7 +166,7 @@ export function destroyLink(link: Pointer): void {
 }
 
 export function pinLink(link: Pointer, path: string): void {
-  const r = libbpf().link_pin(link, path) as number;
+  const r = libbpf().link_pin(link, path);
   if (r < 0) throw bpfError(`pinning link at ${path}`, r);
 }
 
@@ -183,7 +176,7 @@ export function pinLink(link: Pointer, path: string): void {
  * stops there instead of asking for EOF.
  */
 export function readIter(link: Pointer, buf: Buffer, expected?: (b: Buffer) => number | undefined): Buffer {
-  const fd = libbpf().iter_create(linkFd(link)) as number;
+  const fd = libbpf().iter_create(linkFd(link));
   if (fd < 0) throw bpfError('creating an iterator', fd);
   try {
     let len = 0;
@@ -196,7 +189,7 @@ export function readIter(link: Pointer, buf: Buffer, expected?: (b: Buffer) => n
       const n = Number(libc().read(fd, buf.subarray(len), buf.length - len));
       if (n < 0) {
         const e = errno();
-        if (e === 4) continue; // EINTR
+        if (e === constants.errno.EINTR) continue;
         throw bpfError('reading an iterator', -e);
       }
       if (n === 0) break;

@@ -1,8 +1,10 @@
 /**
  * Errors raised by epolltrack. Each class has a fixed `name` and a stable
  * `code`; messages are one line naming the cause and the fix. The original
- * error, when there is one, is kept as `cause`.
+ * error, when there is one, is kept as `cause`; a failed system call's errno,
+ * when there is one, as `errno`.
  */
+import { constants } from 'node:os';
 
 export type ErrorCode =
   | 'EPT_ERR'
@@ -16,13 +18,26 @@ export type ErrorCode =
   | 'EPT_BPF'
   | 'EPT_MAP_FULL'
   | 'EPT_BAD_INPUT'
-  | 'EPT_MOUNT';
+  | 'EPT_MOUNT'
+  | 'EPT_REPLACE'
+  | 'EPT_CLOSED'
+  | 'EPT_BUILD'
+  | 'EPT_LISTEN';
+
+export interface ErrorOptions {
+  cause?: unknown;
+  /** the errno (positive) of the system call that failed */
+  errno?: number;
+}
 
 export class EpolltrackError extends Error {
   readonly code: ErrorCode;
-  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
+  /** the errno (positive) of the system call that failed, when one did */
+  readonly errno?: number;
+  constructor(message: string, options?: ErrorOptions & { code?: ErrorCode }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = options?.code ?? 'EPT_ERR';
+    if (options?.errno !== undefined) this.errno = options.errno;
   }
 }
 Object.defineProperty(EpolltrackError.prototype, 'name', { value: 'EpolltrackError', enumerable: false });
@@ -30,8 +45,8 @@ Object.defineProperty(EpolltrackError.prototype, 'name', { value: 'EpolltrackErr
 function defineError<C extends ErrorCode>(name: string, code: C, defaultMessage: string) {
   const cls = class extends EpolltrackError {
     declare readonly code: C;
-    constructor(message: string = defaultMessage, options?: { cause?: unknown }) {
-      super(message, { cause: options?.cause, code });
+    constructor(message: string = defaultMessage, options?: ErrorOptions) {
+      super(message, { ...options, code });
     }
   };
   Object.defineProperty(cls.prototype, 'name', { value: name, enumerable: false });
@@ -78,6 +93,53 @@ export type BadInputError = InstanceType<typeof BadInputError>;
 
 export const MountError = defineError('MountError', 'EPT_MOUNT', 'a needed file system is not mounted');
 export type MountError = InstanceType<typeof MountError>;
+
+/** The tracker (or another handle) was closed and used again. */
+export const ClosedError = defineError('ClosedError', 'EPT_CLOSED',
+  'the tracker is closed: open a new one');
+export type ClosedError = InstanceType<typeof ClosedError>;
+
+/** A part epolltrack ships (the BPF object, a native helper, an npm dependency) is missing or stale. */
+export const BuildError = defineError('BuildError', 'EPT_BUILD',
+  'a part of epolltrack is missing or stale: run `npm ci && npm run build`');
+export type BuildError = InstanceType<typeof BuildError>;
+
+/** A socket to serve on (dashboard, agent) could not be set up. */
+export const ListenError = defineError('ListenError', 'EPT_LISTEN',
+  'cannot listen on that address: pick a free one with --listen');
+export type ListenError = InstanceType<typeof ListenError>;
+
+/**
+ * replaceFd could not swap the file; `errno` is what the intercepted syscall
+ * should fail with (always set).
+ */
+export class ReplaceError extends EpolltrackError {
+  declare readonly code: 'EPT_REPLACE';
+  declare readonly errno: number;
+  constructor(message = 'the fd could not be replaced', errnoValue: number = constants.errno.EIO, cause?: unknown) {
+    super(message, { cause, errno: errnoValue, code: 'EPT_REPLACE' });
+  }
+}
+Object.defineProperty(ReplaceError.prototype, 'name', { value: 'ReplaceError', enumerable: false });
+
+const PREFERRED: Record<number, string> = { [constants.errno.EAGAIN]: 'EAGAIN', [constants.errno.EOPNOTSUPP]: 'EOPNOTSUPP' };
+let names: Map<number, string> | undefined;
+
+/**
+ * The name of an errno (positive or negative), from os.constants.errno:
+ * `errnoName(13)` is 'EACCES'. 524 is the kernel-internal ENOTSUPP that BPF
+ * returns; any other unknown number reads `errno N`.
+ */
+export function errnoName(e: number): string {
+  if (!names) {
+    names = new Map();
+    for (const [name, n] of Object.entries(constants.errno)) if (!names.has(n)) names.set(n, name);
+    for (const [n, name] of Object.entries(PREFERRED)) names.set(Number(n), name);
+    names.set(524, 'ENOTSUPP');
+  }
+  const a = Math.abs(e);
+  return names.get(a) ?? `errno ${a}`;
+}
 
 /** True when `err` says the kernel does not support something (tests skip on it outside CI). */
 export function isNotSupported(err: unknown): err is NotSupportedError {

@@ -1,12 +1,32 @@
 /**
- * FFI to the system libbpf (libbpf.so.1) and the few libc calls epolltrack
- * needs, through koffi. Everything here is synchronous and returns raw
- * results; callers turn failures into errors (src/errors.ts).
+ * The one FFI layer: the system libbpf (libbpf.so.1), the libc calls
+ * epolltrack needs and build/lib/libepolltrack-fixup.so, each bound once
+ * through koffi with typed signatures, so call sites need no casts.
+ * Everything here is synchronous (but `.async` on libuv's pool) and returns raw
+ * results; callers turn failures into errors (errors.ts).
  */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { LibbpfError } from './errors.js';
+import { LibbpfError, NotSupportedError } from './errors.js';
 
 export type Pointer = unknown; // an opaque native pointer handed back to libbpf
+
+/** A bound native function with its TypeScript signature (and koffi's thread-pool `.async`). */
+export type NativeFn<A extends unknown[], R> = ((...args: A) => R) & {
+  async(...args: [...A, (err: unknown, result: R) => void]): void;
+};
+
+type Lib = ReturnType<typeof koffi.load>;
+
+/** The one place a koffi function gets its type: the declaration string and A/R must agree. */
+function fn<A extends unknown[], R>(lib: Lib, decl: string): NativeFn<A, R> {
+  return lib.func(decl) as NativeFn<A, R>;
+}
+
+/** A buffer for an `_Out_`/`_Inout_` scalar (koffi writes element 0). */
+type OutScalar = number[];
+type Buf = Buffer | null;
 
 const OpaqueObj = koffi.opaque('bpf_object');
 const OpaqueProg = koffi.opaque('bpf_program');
@@ -20,69 +40,93 @@ const IterAttachOpts = koffi.struct('bpf_iter_attach_opts', {
   link_info: 'void *',
   link_info_len: 'uint32_t',
 });
+export interface IterAttachOptsValue { sz: number; link_info: Buffer; link_info_len: number }
 
 const PrintFn = koffi.proto('int libbpf_print_fn(int level, const char *fmt, void *ap)');
 
-function load(name: string): ReturnType<typeof koffi.load> {
+function load(name: string): Lib {
   try {
     return koffi.load(name);
   } catch (cause) {
     if (name.startsWith('libbpf')) throw new LibbpfError(undefined, { cause });
-    throw cause;
+    if (name.includes('libepolltrack-fixup')) {
+      throw new NotSupportedError(`${name} is missing or unloadable: run \`npm run build\``, { cause });
+    }
+    throw new NotSupportedError(`cannot load ${name}: ${(cause as Error).message}`, { cause });
   }
 }
 
 let libbpfLib: ReturnType<typeof bindLibbpf> | undefined;
 let libcLib: ReturnType<typeof bindLibc> | undefined;
+let fixupBound: ReturnType<typeof bindFixup> | undefined;
 
 function bindLibbpf() {
   const lib = load('libbpf.so.1');
   return {
-    set_print: lib.func('void *libbpf_set_print(libbpf_print_fn *fn)'),
-    obj_open_file: lib.func('bpf_object *bpf_object__open_file(const char *path, void *opts)'),
-    obj_load: lib.func('int bpf_object__load(bpf_object *obj)'),
-    obj_close: lib.func('void bpf_object__close(bpf_object *obj)'),
-    find_prog: lib.func('bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),
-    find_map: lib.func('bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
-    next_prog: lib.func('bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prog)'),
-    prog_name: lib.func('const char *bpf_program__name(bpf_program *prog)'),
-    prog_set_autoload: lib.func('int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
-    prog_fd: lib.func('int bpf_program__fd(bpf_program *prog)'),
-    prog_attach: lib.func('bpf_link *bpf_program__attach(bpf_program *prog)'),
-    prog_attach_iter: lib.func('bpf_link *bpf_program__attach_iter(bpf_program *prog, const bpf_iter_attach_opts *opts)'),
-    map_fd: lib.func('int bpf_map__fd(bpf_map *map)'),
-    map_set_max_entries: lib.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max)'),
-    map_reuse_fd: lib.func('int bpf_map__reuse_fd(bpf_map *map, int fd)'),
-    map_pin: lib.func('int bpf_map__pin(bpf_map *map, const char *path)'),
-    map_initial_value: lib.func('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
-    link_pin: lib.func('int bpf_link__pin(bpf_link *link, const char *path)'),
-    link_fd: lib.func('int bpf_link__fd(bpf_link *link)'),
-    link_destroy: lib.func('int bpf_link__destroy(bpf_link *link)'),
-    obj_get: lib.func('int bpf_obj_get(const char *path)'),
-    map_lookup: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
-    map_update: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
-    map_delete: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
-    map_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
-    iter_create: lib.func('int bpf_iter_create(int link_fd)'),
-    btf_load_vmlinux_btf: lib.func('btf *btf__load_vmlinux_btf(void)'),
-    btf_find_by_name_kind: lib.func('int btf__find_by_name_kind(btf *btf, const char *name, uint32_t kind)'),
-    btf_free: lib.func('void btf__free(btf *btf)'),
+    set_print: fn<[unknown], Pointer>(lib, 'void *libbpf_set_print(libbpf_print_fn *fn)'),
+    obj_open_file: fn<[string, null], Pointer>(lib, 'bpf_object *bpf_object__open_file(const char *path, void *opts)'),
+    obj_load: fn<[Pointer], number>(lib, 'int bpf_object__load(bpf_object *obj)'),
+    obj_close: fn<[Pointer], void>(lib, 'void bpf_object__close(bpf_object *obj)'),
+    find_prog: fn<[Pointer, string], Pointer>(lib, 'bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),
+    find_map: fn<[Pointer, string], Pointer>(lib, 'bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
+    next_prog: fn<[Pointer, Pointer], Pointer>(lib, 'bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prog)'),
+    prog_name: fn<[Pointer], string>(lib, 'const char *bpf_program__name(bpf_program *prog)'),
+    prog_set_autoload: fn<[Pointer, boolean], number>(lib, 'int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
+    prog_fd: fn<[Pointer], number>(lib, 'int bpf_program__fd(bpf_program *prog)'),
+    prog_attach: fn<[Pointer], Pointer>(lib, 'bpf_link *bpf_program__attach(bpf_program *prog)'),
+    prog_attach_iter: fn<[Pointer, IterAttachOptsValue | null], Pointer>(lib, 'bpf_link *bpf_program__attach_iter(bpf_program *prog, const bpf_iter_attach_opts *opts)'),
+    map_fd: fn<[Pointer], number>(lib, 'int bpf_map__fd(bpf_map *map)'),
+    map_set_max_entries: fn<[Pointer, number], number>(lib, 'int bpf_map__set_max_entries(bpf_map *map, uint32_t max)'),
+    map_reuse_fd: fn<[Pointer, number], number>(lib, 'int bpf_map__reuse_fd(bpf_map *map, int fd)'),
+    map_pin: fn<[Pointer, string], number>(lib, 'int bpf_map__pin(bpf_map *map, const char *path)'),
+    map_initial_value: fn<[Pointer, OutScalar], Pointer>(lib, 'void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
+    link_pin: fn<[Pointer, string], number>(lib, 'int bpf_link__pin(bpf_link *link, const char *path)'),
+    link_fd: fn<[Pointer], number>(lib, 'int bpf_link__fd(bpf_link *link)'),
+    link_destroy: fn<[Pointer], number>(lib, 'int bpf_link__destroy(bpf_link *link)'),
+    obj_get: fn<[string], number>(lib, 'int bpf_obj_get(const char *path)'),
+    map_lookup: fn<[number, Buffer, Buffer], number>(lib, 'int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
+    map_update: fn<[number, Buffer, Buffer, number], number>(lib, 'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+    map_delete: fn<[number, Buffer], number>(lib, 'int bpf_map_delete_elem(int fd, const void *key)'),
+    map_next_key: fn<[number, Buf, Buffer], number>(lib, 'int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
+    iter_create: fn<[number], number>(lib, 'int bpf_iter_create(int link_fd)'),
+    btf_load_vmlinux_btf: fn<[], Pointer>(lib, 'btf *btf__load_vmlinux_btf(void)'),
+    btf_find_by_name_kind: fn<[Pointer, string, number], number>(lib, 'int btf__find_by_name_kind(btf *btf, const char *name, uint32_t kind)'),
+    btf_free: fn<[Pointer], void>(lib, 'void btf__free(btf *btf)'),
   };
 }
 
 function bindLibc() {
   const lib = load('libc.so.6');
   return {
-    read: lib.func('long read(int fd, _Out_ void *buf, size_t count)'),
-    close: lib.func('int close(int fd)'),
-    vsnprintf: lib.func('int vsnprintf(_Out_ char *buf, size_t size, const char *fmt, void *ap)'),
-    epoll_create1: lib.func('int epoll_create1(int flags)'),
-    epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
-    syscall5: lib.func('long syscall(long nr, long a, long b, long c, long d, long e)'),
-    syscall5p: lib.func('long syscall(long nr, long a, long b, long c, long d, void *e)'),
-    geteuid: lib.func('uint32_t geteuid(void)'),
-    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
-    munmap: lib.func('int munmap(void *addr, size_t len)'),
+    read: fn<[number, Buffer, number], number | bigint>(lib, 'long read(int fd, _Out_ void *buf, size_t count)'),
+    close: fn<[number], number>(lib, 'int close(int fd)'),
+    vsnprintf: fn<[Buffer, number, string, unknown], number>(lib, 'int vsnprintf(_Out_ char *buf, size_t size, const char *fmt, void *ap)'),
+    epoll_create1: fn<[number], number>(lib, 'int epoll_create1(int flags)'),
+    epoll_ctl: fn<[number, number, number, Buf], number>(lib, 'int epoll_ctl(int epfd, int op, int fd, void *event)'),
+    syscall5: fn<[number, number, number, number, number, number], number | bigint>(lib, 'long syscall(long nr, long a, long b, long c, long d, long e)'),
+    syscall5p: fn<[number, number, number, number, number, Buffer], number | bigint>(lib, 'long syscall(long nr, long a, long b, long c, long d, void *e)'),
+    mmap: fn<[null, number, number, number, number, number], Pointer>(lib, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+    munmap: fn<[Pointer, number], number>(lib, 'int munmap(void *addr, size_t len)'),
+    ioctl: fn<[number, number, Buffer], number>(lib, 'int ioctl(int fd, unsigned long req, void *arg)'),
+    poll: fn<[Buffer, number, number], number>(lib, 'int poll(void *fds, unsigned long nfds, int timeout)'),
+    socket: fn<[number, number, number], number>(lib, 'int socket(int domain, int type, int protocol)'),
+    connect: fn<[number, Buffer, number], number>(lib, 'int connect(int fd, const void *addr, uint32_t len)'),
+    bind: fn<[number, Buffer, number], number>(lib, 'int bind(int fd, const void *addr, uint32_t len)'),
+    getsockopt: fn<[number, number, number, Buffer, OutScalar], number>(lib, 'int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
+    setsockopt: fn<[number, number, number, Buffer, number], number>(lib, 'int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    getsockname: fn<[number, Buffer, OutScalar], number>(lib, 'int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
+    getpeername: fn<[number, Buffer, OutScalar], number>(lib, 'int getpeername(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
+    fcntl: fn<[number, number, number], number>(lib, 'int fcntl(int fd, int cmd, long arg)'),
+    listen: fn<[number, number], number>(lib, 'int listen(int fd, int backlog)'),
+  };
+}
+
+/** build/lib/libepolltrack-fixup.so (native/lib/fixup.c); this file is dist/src/kernel/ffi.js. */
+function bindFixup() {
+  const lib = load(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'lib', 'libepolltrack-fixup.so'));
+  return {
+    /** struct ept_ctl reqs[n] (native/lib/fixup.h); each gets its errno in ->result; returns 0 or -errno */
+    ept_ctl_batch: fn<[Buffer, number], number>(lib, 'int ept_ctl_batch(void *reqs, int n)'),
   };
 }
 
@@ -94,6 +138,11 @@ export function libbpf(): ReturnType<typeof bindLibbpf> {
 export function libc(): ReturnType<typeof bindLibc> {
   libcLib ??= bindLibc();
   return libcLib;
+}
+
+export function fixupLib(): ReturnType<typeof bindFixup> {
+  fixupBound ??= bindFixup();
+  return fixupBound;
 }
 
 export function errno(): number {
@@ -114,7 +163,7 @@ export function captureLibbpfLog(): void {
   const { vsnprintf } = libc();
   const buf = Buffer.alloc(4096);
   printCb = koffi.register((level: number, fmt: string, ap: unknown) => {
-    const n = vsnprintf(buf, buf.length, fmt, ap) as number;
+    const n = vsnprintf(buf, buf.length, fmt, ap);
     const text = buf.toString('utf8', 0, Math.max(0, Math.min(n, buf.length - 1)));
     for (const line of text.split('\n')) {
       if (!line) continue;
@@ -169,6 +218,22 @@ export function pidfdOpen(pid: number): number {
 export function pidfdGetfd(pidfd: number, fd: number): number {
   const r = sys(SYS_pidfd_getfd, pidfd, fd, 0);
   return r < 0 ? -errno() : r;
+}
+
+/**
+ * A copy, in this process, of fd `fd` of process `pid` (pidfd_open +
+ * pidfd_getfd + close). Returns the new fd, or -errno: -ESRCH when the
+ * process is gone, -EBADF when it has no such fd, -EPERM without ptrace rights.
+ * The caller closes the copy (closeFd).
+ */
+export function takeFd(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  if (pidfd < 0) return pidfd;
+  try {
+    return pidfdGetfd(pidfd, fd);
+  } finally {
+    closeFd(pidfd);
+  }
 }
 
 export function closeFd(fd: number): void {

@@ -3,11 +3,12 @@
  * of those maps from the `seed` iterator (cold start at load, resync later).
  */
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import koffi from 'koffi';
 import { join } from 'node:path';
 import { MAP, PINNED_MAPS } from './names.js';
 import { bpfError, BpfObject, destroyLink, readIter } from './bpfobject.js';
-import { NotLoadedError, PermissionError } from './errors.js';
+import { BpfError, NotLoadedError, PermissionError } from './errors.js';
 import {
   decodeLoc, decodeLookupHdr, LOOKUP_HDR_SIZE, decodeRegKey, decodeRegVal, decodeSeedRec, encodeIterIn, encodeLoc, encodeRegKey,
   encodeRegVal, encodeU64, EP_KEY_SIZE, ITER_IN_FOPS, ITER_IN_WANT_FD, LOC_SIZE, REG_KEY_SIZE, REG_VAL_SIZE, SEED, SEED_REC_SIZE, STAT, STAT_MAX,
@@ -28,10 +29,10 @@ export function openPinnedMaps(pinDir: string): MapFds {
     for (const name of PINNED_MAPS) {
       const path = mapPinPath(pinDir, name);
       if (!existsSync(path)) throw new NotLoadedError(`the tracker is not loaded (no ${path}): run \`epolltrack load\``);
-      const fd = libbpf().obj_get(path) as number;
+      const fd = libbpf().obj_get(path);
       if (fd < 0) {
         const e = errno();
-        if (e === 1 || e === 13) throw new PermissionError(`cannot open ${path}: permission denied; the tracker's maps are root-only, run as root`);
+        if (e === constants.errno.EPERM || e === constants.errno.EACCES) throw new PermissionError(`cannot open ${path}: permission denied; the tracker's maps are root-only, run as root`);
         throw bpfError(`opening ${path}`, -e);
       }
       fds[name] = fd;
@@ -53,14 +54,14 @@ export function readStats(fd: number): Record<StatName, bigint> {
   const out = {} as Record<StatName, bigint>;
   const v = Buffer.alloc(8);
   for (const [name, idx] of Object.entries(STAT) as [StatName, number][]) {
-    out[name] = (libbpf().map_lookup(fd, u32key(idx), v) as number) === 0 ? v.readBigUInt64LE(0) : 0n;
+    out[name] = libbpf().map_lookup(fd, u32key(idx), v) === 0 ? v.readBigUInt64LE(0) : 0n;
   }
   return out;
 }
 
 export function writeStat(fd: number, idx: number, value: bigint): void {
   if (idx >= STAT_MAX) throw new RangeError('stat index');
-  const r = libbpf().map_update(fd, u32key(idx), encodeU64(value), 0) as number;
+  const r = libbpf().map_update(fd, u32key(idx), encodeU64(value), 0);
   if (r < 0) throw bpfError('updating stats', r);
 }
 
@@ -70,7 +71,7 @@ function keys(fd: number, keySize: number): Buffer[] {
   let prev: Buffer | null = null;
   for (;;) {
     const next = Buffer.alloc(keySize);
-    if ((libbpf().map_next_key(fd, prev, next) as number) !== 0) break;
+    if (libbpf().map_next_key(fd, prev, next) !== 0) break;
     out.push(next);
     prev = next;
   }
@@ -81,7 +82,7 @@ export function dumpRegs(fd: number): { key: RegKey; val: RegVal }[] {
   const v = Buffer.alloc(REG_VAL_SIZE);
   const out: { key: RegKey; val: RegVal }[] = [];
   for (const k of keys(fd, REG_KEY_SIZE)) {
-    if ((libbpf().map_lookup(fd, k, v) as number) === 0) out.push({ key: decodeRegKey(k), val: decodeRegVal(v) });
+    if (libbpf().map_lookup(fd, k, v) === 0) out.push({ key: decodeRegKey(k), val: decodeRegVal(v) });
   }
   return out;
 }
@@ -90,7 +91,7 @@ export function dumpEpolls(fd: number): { ep: bigint; loc: Loc }[] {
   const v = Buffer.alloc(LOC_SIZE);
   const out: { ep: bigint; loc: Loc }[] = [];
   for (const k of keys(fd, EP_KEY_SIZE)) {
-    if ((libbpf().map_lookup(fd, k, v) as number) === 0) out.push({ ep: k.readBigUInt64LE(0), loc: decodeLoc(v) });
+    if (libbpf().map_lookup(fd, k, v) === 0) out.push({ ep: k.readBigUInt64LE(0), loc: decodeLoc(v) });
   }
   return out;
 }
@@ -101,16 +102,16 @@ export function countEntries(fd: number, keySize: number): number {
 
 export function lookupLoc(fd: number, ep: bigint): Loc | undefined {
   const v = Buffer.alloc(LOC_SIZE);
-  return (libbpf().map_lookup(fd, encodeU64(ep), v) as number) === 0 ? decodeLoc(v) : undefined;
+  return libbpf().map_lookup(fd, encodeU64(ep), v) === 0 ? decodeLoc(v) : undefined;
 }
 
 /** Returns false when the map is full. */
 export function putLoc(fd: number, ep: bigint, loc: Loc): boolean {
-  return (libbpf().map_update(fd, encodeU64(ep), encodeLoc(loc), 0) as number) === 0;
+  return libbpf().map_update(fd, encodeU64(ep), encodeLoc(loc), 0) === 0;
 }
 
 export function putReg(fd: number, key: RegKey, val: RegVal): boolean {
-  return (libbpf().map_update(fd, encodeRegKey(key), encodeRegVal(val), 0) as number) === 0;
+  return libbpf().map_update(fd, encodeRegKey(key), encodeRegVal(val), 0) === 0;
 }
 
 export function deleteReg(fd: number, key: RegKey): void {
@@ -124,7 +125,7 @@ export function deleteLoc(fd: number, ep: bigint): void {
 // ---- iterator inputs and runs -------------------------------------------------
 
 export function setIterInput(obj: BpfObject, epollFops: bigint, wantFd: number): void {
-  const r = libbpf().map_update(obj.mapFd(MAP.bss), u32key(0), encodeIterIn(epollFops, wantFd), 0) as number;
+  const r = libbpf().map_update(obj.mapFd(MAP.bss), u32key(0), encodeIterIn(epollFops, wantFd), 0);
   if (r < 0) throw bpfError('setting iterator input', r);
 }
 
@@ -157,14 +158,14 @@ export class IterInput {
 
 /** Learn the f_op of epoll files by looking at one this process opens. */
 export function learnEpollFops(obj: BpfObject): bigint {
-  const epfd = libc().epoll_create1(0x80000 /* EPOLL_CLOEXEC */) as number;
+  const epfd = libc().epoll_create1(0x80000 /* EPOLL_CLOEXEC */);
   if (epfd < 0) throw bpfError('epoll_create1', -errno());
   const link = obj.attachIter('lookup', process.pid);
   try {
     setIterInput(obj, 0n, epfd);
     const out = readIter(link, Buffer.alloc(4096));
     const hdr = out.length >= LOOKUP_HDR_SIZE ? decodeLookupHdr(out, 0) : undefined;
-    if (!hdr || hdr.status !== 0 || hdr.fOp === 0n) throw new Error('the lookup iterator did not see this process\'s epoll fd');
+    if (!hdr || hdr.status !== 0 || hdr.fOp === 0n) throw new BpfError('the lookup iterator did not see this process\'s epoll fd: the BPF object does not fit this kernel, rebuild it');
     return hdr.fOp;
   } finally {
     destroyLink(link);

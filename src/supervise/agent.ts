@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageRoot } from '../kernel/bpfobject.js';
-import { EpolltrackError } from '../kernel/errors.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
+import { ListenError } from '../kernel/errors.js';
+import { closeFd, takeFd } from '../kernel/ffi.js';
 import { Supervisor, type SupervisorOptions, type SwapRecord } from './supervisor.js';
 
 export interface ContainerInfo { id?: string; pid?: number; annotations?: Record<string, string> }
@@ -30,7 +30,7 @@ export async function startAgent(socketPath: string, opts: SupervisorOptions & {
   const first = await lines.next();
   if (first.done || first.value !== 'READY') {
     recv.kill();
-    throw new EpolltrackError(`the agent cannot listen on ${socketPath}`);
+    throw new ListenError(`the agent cannot listen on ${socketPath}: check its directory exists and no other agent serves it`);
   }
   const agent: Agent = { done: Promise.resolve(), containers: [], supervisors: [], stop: () => recv.kill() };
   const serving = new Set<Promise<void>>();
@@ -46,9 +46,7 @@ export async function startAgent(socketPath: string, opts: SupervisorOptions & {
         const state = JSON.parse(body.done ? '{}' : body.value) as { pid?: number; state?: { id?: string; pid?: number; annotations?: Record<string, string> } };
         info = { id: state.state?.id, pid: state.pid ?? state.state?.pid, annotations: state.state?.annotations };
       } catch { /* not JSON: serve it anyway */ }
-      const pidfd = pidfdOpen(recv.pid!);
-      const listener = pidfd >= 0 ? pidfdGetfd(pidfd, Number(m[1])) : -1;
-      closeFd(pidfd);
+      const listener = takeFd(recv.pid!, Number(m[1]));
       recv.stdin!.write(`done ${m[1]}\n`);
       if (listener < 0) continue;
       agent.containers.push(info);

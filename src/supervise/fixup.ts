@@ -3,10 +3,7 @@
  * ept_ctl_batch() (native/lib/fixup.c) runs the requests synchronously in a
  * short-lived thread that unshared its fd table (CLONE_FILES).
  */
-import { join } from 'node:path';
-import koffi from 'koffi';
-import { packageRoot } from '../kernel/bpfobject.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
+import { closeFd, fixupLib, takeFd } from '../kernel/ffi.js';
 
 export const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
 
@@ -22,17 +19,13 @@ export interface CtlRequest {
   data: bigint;
 }
 
-const REQ_SIZE = 32; // struct ept_ctl { i32 op, epfd, file, tfd; u32 events, result; u64 data; }
-
-let batchFn: ((buf: Buffer, n: number) => number) | undefined;
-function batch(): (buf: Buffer, n: number) => number {
-  if (!batchFn) {
-    const lib = koffi.load(join(packageRoot(), 'build', 'lib', 'libepolltrack-fixup.so'));
-    const f = lib.func('int ept_ctl_batch(void *reqs, int n)');
-    batchFn = (buf, n) => f(buf, n) as number;
-  }
-  return batchFn;
-}
+/**
+ * struct ept_ctl (native/lib/fixup.h): size and byte offsets. fixup.h checks
+ * the same numbers with _Static_assert; test/supervise/fixup.unit.test.ts
+ * checks these against fixup.h.
+ */
+export const EPT_CTL = { size: 32, op: 0, epfd: 4, file: 8, tfd: 12, events: 16, result: 20, data: 24 } as const;
+const REQ_SIZE = EPT_CTL.size;
 
 /** Run the requests in order; returns an errno per request (0 for success). */
 export function ctlBatch(reqs: CtlRequest[]): number[] {
@@ -46,25 +39,23 @@ export function ctlBatch(reqs: CtlRequest[]): number[] {
       const key = `${r.epoll.pid}:${r.epoll.fd}`;
       let ep = epolls.get(key);
       if (ep === undefined) {
-        const pidfd = r.epoll.pid === process.pid ? -1 : pidfdOpen(r.epoll.pid);
-        ep = r.epoll.pid === process.pid ? r.epoll.fd : (pidfd >= 0 ? pidfdGetfd(pidfd, r.epoll.fd) : -3);
-        closeFd(pidfd);
+        ep = r.epoll.pid === process.pid ? r.epoll.fd : takeFd(r.epoll.pid, r.epoll.fd);
         if (ep >= 0 && r.epoll.pid !== process.pid) taken.push(ep);
         epolls.set(key, ep);
       }
       const off = i * REQ_SIZE;
-      buf.writeInt32LE(r.op, off);
-      buf.writeInt32LE(ep, off + 4);
-      buf.writeInt32LE(r.file, off + 8);
-      buf.writeInt32LE(r.tfd, off + 12);
-      buf.writeUInt32LE(r.events >>> 0, off + 16);
-      buf.writeUInt32LE(0, off + 20);
-      buf.writeBigUInt64LE(BigInt.asUintN(64, r.data), off + 24);
-      if (ep < 0) results[i] = -ep; // the epoll fd could not be taken (ESRCH/EBADF)
+      buf.writeInt32LE(r.op, off + EPT_CTL.op);
+      buf.writeInt32LE(ep, off + EPT_CTL.epfd);
+      buf.writeInt32LE(r.file, off + EPT_CTL.file);
+      buf.writeInt32LE(r.tfd, off + EPT_CTL.tfd);
+      buf.writeUInt32LE(r.events >>> 0, off + EPT_CTL.events);
+      buf.writeUInt32LE(0, off + EPT_CTL.result);
+      buf.writeBigUInt64LE(BigInt.asUintN(64, r.data), off + EPT_CTL.data);
+      if (ep < 0) results[i] = -ep; // the epoll fd could not be taken (ESRCH/EBADF/EPERM)
     });
-    const rc = batch()(buf, reqs.length);
+    const rc = fixupLib().ept_ctl_batch(buf, reqs.length);
     for (let i = 0; i < reqs.length; i++) {
-      if (!results[i]) results[i] = rc < 0 ? -rc : buf.readUInt32LE(i * REQ_SIZE + 20);
+      if (!results[i]) results[i] = rc < 0 ? -rc : buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
     }
     return results;
   } finally {

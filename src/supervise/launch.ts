@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { packageRoot } from '../kernel/bpfobject.js';
-import { EpolltrackError } from '../kernel/errors.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
+import { errnoName, NotSupportedError, PermissionError } from '../kernel/errors.js';
+import { closeFd, takeFd } from '../kernel/ffi.js';
 import { Supervisor, type SupervisorOptions, type SwapRecord } from './supervisor.js';
 
 export interface SuperviseResult { code: number | null; signal: NodeJS.Signals | null; supervisor: Supervisor }
@@ -40,14 +40,12 @@ export async function launch(cmd: string, args: string[], opts: { stdio?: 'inher
   const m = line && /^L (\d+)$/.exec(line);
   if (!m) {
     await exited;
-    throw new EpolltrackError('the launcher could not install the seccomp filter (is this a kernel with seccomp user notification, 5.0+?)');
+    throw new NotSupportedError('the launcher could not install the seccomp filter: this kernel needs seccomp user notification (5.0+)');
   }
-  const pidfd = pidfdOpen(child.pid!);
-  const listenerFd = pidfd >= 0 ? pidfdGetfd(pidfd, Number(m[1])) : -1;
-  closeFd(pidfd);
+  const listenerFd = takeFd(child.pid!, Number(m[1]));
   if (listenerFd < 0) {
     child.kill('SIGKILL');
-    throw new EpolltrackError('could not take the seccomp listener from the launcher (pidfd_getfd needs root or ptrace rights)');
+    throw new PermissionError(`could not take the seccomp listener from the launcher (${errnoName(listenerFd)}): pidfd_getfd needs root or ptrace rights`, { errno: -listenerFd });
   }
   ctl.end('go\n');
   return { child, listenerFd, exited };

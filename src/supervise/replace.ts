@@ -12,10 +12,11 @@
  *      (dup, fork, SCM_RIGHTS), and its stale registration must go;
  *   5. drop our references.
  */
-import { BadFdError, EpolltrackError, NoSuchProcessError } from '../kernel/errors.js';
+import { constants } from 'node:os';
+import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import { ctlBatch, EPOLL_CTL_ADD, EPOLL_CTL_DEL } from './fixup.js';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
+import { closeFd, takeFd } from '../kernel/ffi.js';
 import { addFdAt, fdCloexec, tgidOf } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 
@@ -52,24 +53,18 @@ export interface ReplaceResult {
   lookupMicros: number;
 }
 
-export class ReplaceError extends EpolltrackError {
-  /** errno the intercepted syscall should fail with */
-  readonly errno: number;
-  constructor(message: string, errnoValue: number, cause?: unknown) {
-    super(message, { cause });
-    this.errno = errnoValue;
-  }
-}
-Object.defineProperty(ReplaceError.prototype, 'name', { value: 'ReplaceError', enumerable: false });
+export { ReplaceError } from '../kernel/errors.js';
+
+const { EEXIST, EINVAL, ELOOP, ENOENT, ENOSPC, EPERM, ESRCH } = constants.errno;
 
 function whyAdd(e: number): string {
   switch (e) {
-    case 1: return 'the replacement file is not pollable (epoll_ctl ADD: EPERM)';
-    case 40: return 'the replacement is an epoll whose nesting would make a loop or go too deep (ELOOP)';
-    case 22: return 'epoll refused the registration for the replacement (EINVAL: e.g. an epoll added to itself, or bad flags)';
-    case 17: return 'the epoll already holds the replacement under that fd number (EEXIST)';
-    case 28: return 'the user\'s epoll watch limit is reached (ENOSPC: max_user_watches)';
-    default: return `epoll_ctl ADD failed with errno ${e}`;
+    case EPERM: return 'the replacement file is not pollable (epoll_ctl ADD: EPERM)';
+    case ELOOP: return 'the replacement is an epoll whose nesting would make a loop or go too deep (ELOOP)';
+    case EINVAL: return 'epoll refused the registration for the replacement (EINVAL: e.g. an epoll added to itself, or bad flags)';
+    case EEXIST: return 'the epoll already holds the replacement under that fd number (EEXIST)';
+    case ENOSPC: return 'the user\'s epoll watch limit is reached (ENOSPC: max_user_watches)';
+    default: return `epoll_ctl ADD failed: ${errnoName(e)}`;
   }
 }
 
@@ -77,15 +72,13 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
   const t0 = process.hrtime.bigint();
   const tgid = opts.tgid ?? tgidOf(target.pid);
   if (tgid === undefined) throw new NoSuchProcessError(`no process ${target.pid}`);
-  let pidfd = -1;
   let oldCopy = opts.oldFd ?? -1;
   let added: Membership[] = [];
   try {
     // 1. Keep the old file alive until we are done with it, and read where it is registered.
     if (oldCopy < 0) {
-      pidfd = pidfdOpen(tgid);
-      if (pidfd < 0) throw new NoSuchProcessError(`no process ${tgid}`);
-      oldCopy = pidfdGetfd(pidfd, target.fd);
+      oldCopy = takeFd(tgid, target.fd);
+      if (oldCopy === -ESRCH) throw new NoSuchProcessError(`no process ${tgid}`);
       if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
     }
     const fixup = opts.fixup ?? true;
@@ -117,9 +110,9 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
     const r = addFdAt(target.listenerFd, target.id, newFd, target.fd, cloexec);
     if (r < 0) {
       const e = -r;
-      throw new ReplaceError(e === 2
+      throw new ReplaceError(e === ENOENT
         ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
-        : `SECCOMP_IOCTL_NOTIF_ADDFD failed with errno ${e}`, e === 2 ? 3 : e);
+        : `SECCOMP_IOCTL_NOTIF_ADDFD failed: ${errnoName(e)}`, e === ENOENT ? ESRCH : e);
     }
     const moved = added;
     added = []; // committed: no rollback from here on
@@ -136,6 +129,5 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
       op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: newFd, tfd: target.fd, events: 0, data: 0n,
     })));
     if (opts.oldFd === undefined) closeFd(oldCopy);
-    closeFd(pidfd);
   }
 }

@@ -1,11 +1,16 @@
 /**
- * seccomp user notification, sockets and process memory through koffi: the
- * mechanics the supervisor is built from. Blocking waits run on libuv's thread
- * pool (koffi async calls), never on the event loop.
+ * seccomp user notification, sockets and process memory (libc through
+ * src/kernel/ffi.ts): the mechanics the supervisor is built from. Blocking
+ * waits run on libuv's thread pool (koffi async calls), never on the event loop.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import koffi from 'koffi';
-import { errno } from '../kernel/ffi.js';
+import { constants } from 'node:os';
+import { errno, libc } from '../kernel/ffi.js';
+import { AF_INET, AF_INET6, encodeSockaddr, type SockAddr } from './endpoint.js';
+
+export {
+  AF_INET, AF_INET6, encodeSockaddr, endpointProblem, formatSockaddr, parseEndpoint, parseSockaddr, sameAddr, type SockAddr,
+} from './endpoint.js';
 
 // ---- ioctls -------------------------------------------------------------------
 // _IOWR('!', 0, struct seccomp_notif) etc. (include/uapi/linux/seccomp.h)
@@ -28,27 +33,8 @@ export interface Notification {
   args: bigint[];
 }
 
-let sys: ReturnType<typeof bind> | undefined;
-function bind() {
-  const lib = koffi.load('libc.so.6');
-  return {
-    ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
-    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
-    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-    getsockname: lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
-    getpeername: lib.func('int getpeername(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
-    fcntl: lib.func('int fcntl(int fd, int cmd, long arg)'),
-    listen: lib.func('int listen(int fd, int backlog)'),
-  };
-}
-export function c(): ReturnType<typeof bind> {
-  sys ??= bind();
-  return sys;
-}
+/** libc, bound once in src/kernel/ffi.ts (the name `c` kept for existing callers). */
+export const c = libc;
 
 /** Wait (on the thread pool) until fd is ready for `events` or the timeout passes; resolves revents (0 on timeout). */
 export function pollAsync(fd: number, events: number, timeoutMs: number): Promise<number> {
@@ -56,7 +42,7 @@ export function pollAsync(fd: number, events: number, timeoutMs: number): Promis
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(events, 4);
   return new Promise((resolve, reject) => {
-    c().poll.async(pfd, 1, timeoutMs, (err: unknown, r: number) => {
+    c().poll.async(pfd, 1, timeoutMs, (err, r) => {
       if (err) return reject(err);
       if (r < 0) return resolve(-1);
       resolve(pfd.readInt16LE(6) & 0xffff);
@@ -68,7 +54,7 @@ export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
 /** Receive one notification (the listener must be readable, or this blocks). */
 export function recvNotification(listenerFd: number): Notification | { errno: number } {
   const b = Buffer.alloc(80);
-  if ((c().ioctl(listenerFd, NOTIF_RECV, b) as number) < 0) return { errno: errno() };
+  if (c().ioctl(listenerFd, NOTIF_RECV, b) < 0) return { errno: errno() };
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(b.readBigUInt64LE(32 + i * 8));
   return { id: b.readBigUInt64LE(0), pid: b.readUInt32LE(8), nr: b.readInt32LE(16), arch: b.readUInt32LE(20), args };
@@ -78,7 +64,7 @@ export function recvNotification(listenerFd: number): Notification | { errno: nu
 export function notificationValid(listenerFd: number, id: bigint): boolean {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(id);
-  return (c().ioctl(listenerFd, NOTIF_ID_VALID, b) as number) === 0;
+  return c().ioctl(listenerFd, NOTIF_ID_VALID, b) === 0;
 }
 
 /** Answer a notification: the syscall returns `val`, or fails with `error` (positive errno), or continues in the kernel. */
@@ -88,7 +74,7 @@ export function respond(listenerFd: number, id: bigint, r: { val?: number; error
   b.writeBigInt64LE(BigInt(r.val ?? 0), 8);
   b.writeInt32LE(r.error ? -Math.abs(r.error) : 0, 16);
   b.writeUInt32LE(r.continue ? USER_NOTIF_FLAG_CONTINUE : 0, 20);
-  return (c().ioctl(listenerFd, NOTIF_SEND, b) as number) < 0 ? errno() : 0;
+  return c().ioctl(listenerFd, NOTIF_SEND, b) < 0 ? errno() : 0;
 }
 
 /** Install `srcFd` into the caller at exactly `targetFd` (SECCOMP_ADDFD_FLAG_SETFD). Returns the fd or -errno. */
@@ -99,7 +85,7 @@ export function addFdAt(listenerFd: number, id: bigint, srcFd: number, targetFd:
   b.writeUInt32LE(srcFd, 12);
   b.writeUInt32LE(targetFd, 16);
   b.writeUInt32LE(cloexec ? 0o2000000 : 0, 20);
-  const r = c().ioctl(listenerFd, NOTIF_ADDFD, b) as number;
+  const r = c().ioctl(listenerFd, NOTIF_ADDFD, b);
   return r < 0 ? -errno() : r;
 }
 
@@ -151,96 +137,24 @@ export function fdCloexec(pid: number, fd: number): boolean {
 
 // ---- sockets -------------------------------------------------------------------
 
-export const AF_INET = 2, AF_INET6 = 10;
 export const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1, IPPROTO_TCP = 6;
 const SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9, SO_REUSEPORT = 15;
 const SO_PROTOCOL = 38, SO_DOMAIN = 39;
 const TCP_NODELAY = 1;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
-export const EINPROGRESS = 115, EIO = 5, EINVAL = 22, EFAULT = 14, EBADF = 9, ENOTSOCK = 88, ETIMEDOUT = 110;
-
-export interface SockAddr { family: number; ip: string; port: number }
-
-export function parseSockaddr(b: Buffer): SockAddr | undefined {
-  if (b.length < 2) return undefined;
-  const family = b.readUInt16LE(0);
-  if (family === AF_INET && b.length >= 16) {
-    return { family, ip: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port: b.readUInt16BE(2) };
-  }
-  if (family === AF_INET6 && b.length >= 28) {
-    const parts: string[] = [];
-    for (let i = 0; i < 8; i++) parts.push(b.readUInt16BE(8 + i * 2).toString(16));
-    return { family, ip: compressV6(parts.join(':')), port: b.readUInt16BE(2) };
-  }
-  return undefined;
-}
-
-function compressV6(full: string): string {
-  const best = full.replace(/(^|:)0(:0)+(:|$)/, '::');
-  return best.replace(/:{3,}/, '::');
-}
-
-export function encodeSockaddr(a: SockAddr): Buffer {
-  if (a.family === AF_INET) {
-    const b = Buffer.alloc(16);
-    b.writeUInt16LE(AF_INET, 0);
-    b.writeUInt16BE(a.port, 2);
-    a.ip.split('.').forEach((o, i) => { b[4 + i] = Number(o); });
-    return b;
-  }
-  const b = Buffer.alloc(28);
-  b.writeUInt16LE(AF_INET6, 0);
-  b.writeUInt16BE(a.port, 2);
-  const groups = expandV6(a.ip);
-  groups.forEach((g, i) => b.writeUInt16BE(g, 8 + i * 2));
-  return b;
-}
-
-function expandV6(ip: string): number[] {
-  const [head, tail] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
-  const fill = tail !== undefined ? 8 - h.length - t.length : 0;
-  return [...h, ...Array(fill).fill('0'), ...t].map((x) => parseInt(x || '0', 16));
-}
-
-export function formatSockaddr(a: SockAddr): string {
-  return a.family === AF_INET6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
-}
-
-/** "IP:PORT" or "[IPv6]:PORT" */
-export function parseEndpoint(s: string): SockAddr | undefined {
-  const m6 = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s);
-  if (m6) {
-    const port = Number(m6[2]);
-    if (port > 65535) return undefined;
-    return { family: AF_INET6, ip: compressV6(expandV6(m6[1].toLowerCase()).map((g) => g.toString(16)).join(':')), port };
-  }
-  const m4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(s);
-  if (m4) {
-    const oct = m4.slice(1, 5).map(Number);
-    const port = Number(m4[5]);
-    if (oct.some((o) => o > 255) || port > 65535) return undefined;
-    return { family: AF_INET, ip: oct.join('.'), port };
-  }
-  return undefined;
-}
-
-export function sameAddr(a: SockAddr, b: SockAddr): boolean {
-  return a.family === b.family && a.port === b.port && a.ip === b.ip;
-}
+export const { EINPROGRESS, EIO, EINVAL, EFAULT, EBADF, ENOTSOCK, ETIMEDOUT } = constants.errno;
 
 function getInt(fd: number, level: number, name: number): number | undefined {
   const v = Buffer.alloc(4);
   const len = [4];
-  return (c().getsockopt(fd, level, name, v, len) as number) === 0 ? v.readInt32LE(0) : undefined;
+  return c().getsockopt(fd, level, name, v, len) === 0 ? v.readInt32LE(0) : undefined;
 }
 
 function setInt(fd: number, level: number, name: number, value: number): boolean {
   const v = Buffer.alloc(4);
   v.writeInt32LE(value);
-  return (c().setsockopt(fd, level, name, v, 4) as number) === 0;
+  return c().setsockopt(fd, level, name, v, 4) === 0;
 }
 
 export interface SocketInfo {
@@ -266,13 +180,13 @@ export function socketInfo(fd: number): SocketInfo | undefined {
   if (type === undefined) return undefined;
   const domain = getInt(fd, SOL_SOCKET, SO_DOMAIN) ?? 0;
   const protocol = getInt(fd, SOL_SOCKET, SO_PROTOCOL) ?? 0;
-  const flags = c().fcntl(fd, F_GETFL, 0) as number;
+  const flags = c().fcntl(fd, F_GETFL, 0);
   const peer = Buffer.alloc(128);
-  const connected = (c().getpeername(fd, peer, [128]) as number) === 0;
+  const connected = c().getpeername(fd, peer, [128]) === 0;
   const local = Buffer.alloc(128);
   const llen = [128];
   let localPort = 0;
-  if ((c().getsockname(fd, local, llen) as number) === 0 && (domain === AF_INET || domain === AF_INET6)) localPort = local.readUInt16BE(2);
+  if (c().getsockname(fd, local, llen) === 0 && (domain === AF_INET || domain === AF_INET6)) localPort = local.readUInt16BE(2);
   const options: SocketInfo['options'] = [];
   for (const [level, name, label] of COPIED) {
     if (level === IPPROTO_TCP && protocol !== IPPROTO_TCP && protocol !== 0) continue;
@@ -305,13 +219,13 @@ export function socketError(fd: number): number {
 }
 
 export function setNonblock(fd: number, on: boolean): void {
-  const flags = c().fcntl(fd, F_GETFL, 0) as number;
+  const flags = c().fcntl(fd, F_GETFL, 0);
   c().fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
 }
 
 /** A new non-blocking socket connecting to `to`: returns fd and 0 / EINPROGRESS / errno. */
 export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number } {
-  const fd = c().socket(to.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
+  const fd = c().socket(to.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return { fd: -1, err: errno() };
   if (like) applyOptions(fd, like.options);
   const bindPort = like?.localPort ?? 0;
@@ -320,7 +234,7 @@ export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err
     c().bind(fd, any, any.length); // best effort: the caller's port may be taken in this namespace
   }
   const a = encodeSockaddr(to);
-  const r = c().connect(fd, a, a.length) as number;
+  const r = c().connect(fd, a, a.length);
   return { fd, err: r === 0 ? 0 : errno() };
 }
 

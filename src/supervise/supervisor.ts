@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { fstatSync } from 'node:fs';
-import { closeFd, pidfdGetfd, pidfdOpen } from '../kernel/ffi.js';
+import { closeFd, takeFd } from '../kernel/ffi.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EIO, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
@@ -154,10 +154,9 @@ export class Supervisor extends EventEmitter {
       rec.errno = errnoValue;
       rec.error = why;
     };
-    let pidfd = -1, old = -1, fresh = -1;
+    let old = -1, fresh = -1;
     try {
-      pidfd = pidfdOpen(tgid);
-      old = pidfd >= 0 ? pidfdGetfd(pidfd, fd) : -1;
+      old = takeFd(tgid, fd);
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
@@ -214,7 +213,6 @@ export class Supervisor extends EventEmitter {
     } finally {
       closeFd(fresh);
       closeFd(old);
-      closeFd(pidfd);
       rec.micros = Number(process.hrtime.bigint() - t0) / 1000;
       this.swaps.push(rec);
       if (this.swaps.length > 1000) this.swaps.shift();

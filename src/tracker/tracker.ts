@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_PIN_DIR, ITER_PROG, MAP, type Mode } from '../kernel/names.js';
 import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../../loader/load.js';
 import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
-import { BadFdError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
+import { BadFdError, BpfError, ClosedError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
   decodeLookupHdr, decodeLookupItem, LK_CLOEXEC, LOOKUP_HDR_NITEMS, LK_STATUS, LK_TRUNCATED, LOC_STATE, LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE,
@@ -115,7 +115,7 @@ export class Tracker {
       const out = readIter(this.link(pid, fresh), this.buf, lookupSize);
       if (out.length < LOOKUP_HDR_SIZE) continue; // stale cached link (process gone): retry once fresh
       const hdr = decodeLookupHdr(out, 0);
-      if (!hdr) throw new Error('lookup iterator output is malformed');
+      if (!hdr) throw new BpfError('lookup iterator output is malformed: the BPF object does not fit this build, run `npm run build`');
       const items: LookupItem[] = [];
       for (let i = 0; i < hdr.nitems && LOOKUP_HDR_SIZE + (i + 1) * LOOKUP_ITEM_SIZE <= out.length; i++) {
         items.push(decodeLookupItem(out, LOOKUP_HDR_SIZE + i * LOOKUP_ITEM_SIZE));
@@ -234,7 +234,7 @@ export class Tracker {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('tracker is closed');
+    if (this.closed) throw new ClosedError();
   }
 
   close(): void {
