@@ -24,15 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct ept_ctl {
-	int32_t op;      /* EPOLL_CTL_ADD / DEL / MOD */
-	int32_t epfd;    /* the epoll, an fd of this process */
-	int32_t file;    /* the target file, an fd of this process */
-	int32_t tfd;     /* the number the registration is keyed by */
-	uint32_t events;
-	uint32_t result; /* 0 or errno */
-	uint64_t data;
-};
+#include "fixup.h"
 
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one batch at a time */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -118,7 +110,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Try every request in this thread, at N taken with F_DUPFD; 0 if all ran, -1 if N was in use for one. */
+/* Run requests in this thread, at N taken with F_DUPFD, up to the first whose N is in use;
+ * returns how many ran (n when all did). */
 static int run_direct(struct ept_ctl *reqs, int n)
 {
 	for (int i = 0; i < n; i++) {

@@ -175,11 +175,6 @@ export function learnEpollFops(obj: BpfObject): bigint {
 
 export interface SeedResult { registrations: number; epolls: number; removed: number; full: number; micros: number }
 
-/**
- * Walk every task file in the kernel and make regs/epolls agree with what is
- * live: add what is missing, refresh what is there, delete entries of an older
- * generation that were not seen (removals the hooks could not see).
- */
 /** A live registration found by the seed walk, at the (task, fd) that shows it best. */
 export interface SeedReg {
   key: RegKey;
@@ -227,6 +222,11 @@ export function walkKernel(obj: BpfObject, epollFops: bigint): SeedWalk {
   return { locs, regs };
 }
 
+/**
+ * Walk every task file in the kernel and make regs/epolls agree with what is
+ * live: add what is missing, refresh what is there, delete entries of an older
+ * generation that were not seen (removals the hooks could not see).
+ */
 export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedResult {
   const t0 = process.hrtime.bigint();
   const gen = Number(readStats(fds.stats).gen) + 1;

@@ -1,0 +1,34 @@
+/* libepolltrack-fixup's interface, shared with src/supervise/fixup.ts, which
+ * writes struct ept_ctl with the byte offsets asserted here (EPT_CTL there;
+ * test/supervise/fixup.unit.test.ts reads these asserts and compares).
+ */
+#ifndef EPOLLTRACK_FIXUP_H
+#define EPOLLTRACK_FIXUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ept_ctl {
+	int32_t op;      /* EPOLL_CTL_ADD / DEL / MOD */
+	int32_t epfd;    /* the epoll, an fd of this process */
+	int32_t file;    /* the target file, an fd of this process */
+	int32_t tfd;     /* the number the registration is keyed by */
+	uint32_t events;
+	uint32_t result; /* 0 or errno */
+	uint64_t data;
+};
+
+_Static_assert(sizeof(struct ept_ctl) == 32, "struct ept_ctl size");
+_Static_assert(offsetof(struct ept_ctl, op) == 0, "struct ept_ctl op");
+_Static_assert(offsetof(struct ept_ctl, epfd) == 4, "struct ept_ctl epfd");
+_Static_assert(offsetof(struct ept_ctl, file) == 8, "struct ept_ctl file");
+_Static_assert(offsetof(struct ept_ctl, tfd) == 12, "struct ept_ctl tfd");
+_Static_assert(offsetof(struct ept_ctl, events) == 16, "struct ept_ctl events");
+_Static_assert(offsetof(struct ept_ctl, result) == 20, "struct ept_ctl result");
+_Static_assert(offsetof(struct ept_ctl, data) == 24, "struct ept_ctl data");
+
+/* Run the requests in order; each gets its errno in ->result. Returns 0, or
+ * -errno when the worker thread could not be started (no request ran there). */
+int ept_ctl_batch(struct ept_ctl *reqs, int n);
+
+#endif
