@@ -33,7 +33,7 @@ export interface ErrorOptions {
 export class EpolltrackError extends Error {
   readonly code: ErrorCode;
   /** the errno (positive) of the system call that failed, when one did */
-  readonly errno?: number;
+  declare readonly errno?: number;
   constructor(message: string, options?: ErrorOptions & { code?: ErrorCode }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = options?.code ?? 'EPT_ERR';
