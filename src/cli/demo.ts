@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { isLoaded, load, unload } from '../../loader/load.js';
 import { packageRoot } from '../kernel/bpfobject.js';
+import { errnoName } from '../kernel/errors.js';
 import { EpctlChannel } from './epctl-channel.js';
 import { decodeEvents } from '../kernel/events.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
@@ -77,7 +78,7 @@ export async function demo(out: (s: string) => void): Promise<void> {
       out(`  a client (socket, EPOLL_CTL_ADD, non-blocking connect, wait for EPOLLOUT, request, answer): connect ${c.connect === 'ok' ? 'returned 0' : `said ${c.connect}`}; swap: ${swapLine}`);
       out(c.out && c.in
         ? `  -> it got EPOLLOUT, sent its request and read the answer "${c.reply}"; its EPOLL_CTL_MOD and DEL ${c.mod === 0 && c.del === 0 ? 'succeeded' : 'failed'}`
-        : `  -> ${c.out ? 'it saw EPOLLOUT' : 'EPOLLOUT never came (it would hang forever; gave up after 2 s)'}, ${c.in ? 'answer read' : 'no answer read'}; EPOLL_CTL_MOD: ${c.mod === 2 ? 'ENOENT' : c.mod}, EPOLL_CTL_DEL: ${c.del === 2 ? 'ENOENT' : c.del}`);
+        : `  -> ${c.out ? 'it saw EPOLLOUT' : 'EPOLLOUT never came (it would hang forever; gave up after 2 s)'}, ${c.in ? 'answer read' : 'no answer read'}; EPOLL_CTL_MOD: ${c.mod ? errnoName(c.mod) : 0}, EPOLL_CTL_DEL: ${c.del ? errnoName(c.del) : 0}`);
       out('');
     }
     // Why the tracker: the same question about a process with many fds.

@@ -1,4 +1,5 @@
 /** `epolltrack supervise`: the supervisor with a tracker (loaded for the run if none is) and logging. */
+import { constants } from 'node:os';
 import { isLoaded, load, unload } from '../../loader/load.js';
 import { startAgent } from '../supervise/agent.js';
 import { SwapLogWriter } from '../supervise/swaplog.js';
@@ -52,7 +53,7 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
       redirects: o.redirects, fixup: o.fixup, tracker,
       onSwap: swapSink(o.verbose),
     });
-    return r.code ?? 128 + (r.signal === 'SIGKILL' ? 9 : 15);
+    return r.code ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
   } finally {
     process.off('SIGINT', ignore);
     process.off('SIGTERM', ignore);
