@@ -17,3 +17,14 @@ export {
   recvNotification, respond, notificationValid, parseEndpoint, endpointProblem, formatSockaddr, sameAddr, type Notification, type SockAddr,
 } from './supervise/seccomp.js';
 export { decodeEvents } from './kernel/events.js';
+// What an fd is, and selecting fds like lsof/ss (src/inspect).
+export {
+  FdResolver, describeFd, describeRegistrations, eventNames, FD_KINDS, type FdKind, type FdTarget, type DescribedRegistration,
+} from './inspect/describe.js';
+export {
+  parseSelector, parseSelectorText, matchSelector, formatSelector, isEmptySelector, SELECTOR_KEYS, KIND_WORDS,
+  type Selector, type SelectorKey, type SelectableRow,
+} from './inspect/select.js';
+export { checkProcess, checkFd, processInfo, visiblePids, type ProcessInfo } from './inspect/process.js';
+export { fdinfoRegistrations, checkEpoll } from './inspect/registrations.js';
+export type { Endpoint, SocketInfo } from './inspect/sockets.js';

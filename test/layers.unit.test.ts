@@ -11,8 +11,8 @@ const ROOT = packageRoot();
 
 /** Lowest first: a file may import its own layer or any below it. */
 const LAYERS: [string, number][] = [
-  ['src/kernel/', 0], ['loader/', 1], ['src/tracker/', 2], ['src/supervise/', 3],
-  ['src/index.ts', 4], ['src/daemon/', 5], ['src/cli/', 6],
+  ['src/kernel/', 0], ['loader/', 1], ['src/tracker/', 2], ['src/inspect/', 3], ['src/supervise/', 4],
+  ['src/index.ts', 5], ['src/daemon/', 6], ['src/cli/', 7],
 ];
 
 function layerOf(file: string): number {

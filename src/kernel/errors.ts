@@ -22,7 +22,9 @@ export type ErrorCode =
   | 'EPT_REPLACE'
   | 'EPT_CLOSED'
   | 'EPT_BUILD'
-  | 'EPT_LISTEN';
+  | 'EPT_LISTEN'
+  | 'EPT_PROCESS_ACCESS'
+  | 'EPT_USAGE';
 
 export interface ErrorOptions {
   cause?: unknown;
@@ -140,6 +142,15 @@ export function errnoName(e: number): string {
   const a = Math.abs(e);
   return names.get(a) ?? `errno ${a}`;
 }
+
+/** The process exists but its fds cannot be read by this user (EACCES/EPERM on /proc/PID/fd). */
+export const ProcessAccessError = defineError('ProcessAccessError', 'EPT_PROCESS_ACCESS',
+  'cannot read the fds of that process');
+export type ProcessAccessError = InstanceType<typeof ProcessAccessError>;
+
+/** A command line or option the CLI cannot take (unknown option, stray argument, value out of range). */
+export const UsageError = defineError('UsageError', 'EPT_USAGE', 'bad usage: see --help');
+export type UsageError = InstanceType<typeof UsageError>;
 
 /** True when `err` says the kernel does not support something (tests skip on it outside CI). */
 export function isNotSupported(err: unknown): err is NotSupportedError {

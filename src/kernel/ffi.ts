@@ -118,6 +118,7 @@ function bindLibc() {
     getpeername: fn<[number, Buffer, OutScalar], number>(lib, 'int getpeername(int fd, _Out_ void *addr, _Inout_ uint32_t *len)'),
     fcntl: fn<[number, number, number], number>(lib, 'int fcntl(int fd, int cmd, long arg)'),
     listen: fn<[number, number], number>(lib, 'int listen(int fd, int backlog)'),
+    getxattr: fn<[string, string, Buffer, number], number | bigint>(lib, 'long getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   };
 }
 
@@ -238,4 +239,11 @@ export function takeFd(pid: number, fd: number): number {
 
 export function closeFd(fd: number): void {
   if (fd >= 0) libc().close(fd);
+}
+
+/** An extended attribute as text (e.g. `system.sockprotoname` of /proc/PID/fd/N: `TCP`), undefined when absent. */
+export function getxattrText(path: string, name: string): string | undefined {
+  const buf = Buffer.alloc(256);
+  const n = Number(libc().getxattr(path, name, buf, buf.length));
+  return n > 0 ? buf.toString('latin1', 0, n).replace(/\0+$/, '') : undefined;
 }
