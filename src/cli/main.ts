@@ -1,240 +1,198 @@
 #!/usr/bin/env node
 /**
- * epolltrack command line. Every command uses the public entry (src/index.ts).
- * Errors print one line, `epolltrack: <cause and fix>`, and exit 1 (2 for usage).
+ * epolltrack command line. Commands, options, defaults, examples and exit
+ * statuses come from one table (spec.ts); help and the man page are rendered
+ * from it (help.ts). Every command uses the public entry (src/index.ts).
+ * An error is one line on stderr, `epolltrack CMD: <cause and fix>` (with
+ * --json one object, {"error":{"code","message"}}), and the exit status of its
+ * class (EXIT_CODES).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
-  DEFAULT_PIN_DIR, EpolltrackError, fdinfoMemberships, load, MODES, openTracker, status, unload, type Membership, type Mode,
+  BadInputError, checkEpoll, eventNames, checkFd, checkProcess, DEFAULT_PIN_DIR, describeRegistrations, EpolltrackError, fdinfoMemberships,
+  fdinfoRegistrations, FdResolver, load, matchSelector, MODES, NoSuchProcessError, BadFdError, PermissionError, openTracker,
+  parseSelector, status, unload, UsageError, visiblePids, NotRootError, type Membership, type Mode, type Registration,
 } from '../index.js';
-import { bench, formatBench } from './bench.js';
-import { decodeEvents } from '../kernel/events.js';
+import { BpfObject, packageRoot } from '../kernel/bpfobject.js';
+import { MAP } from '../kernel/names.js';
+import { planModes } from '../../loader/probe.js';
 import { parseEndpoint } from '../supervise/seccomp.js';
+import { PID_MAX, FD_MAX, SELECTOR_KEYS } from '../inspect/select.js';
+import { countersToNumbers, hex, location, nameOf, table, toJson } from './format.js';
+import { parseArgsOptions, renderHelp, renderOverview } from './help.js';
+import {
+  COMMANDS, commandSpec, exitStatus, FDS_RANGE, ITERATIONS_RANGE, MAX_EPOLLS_RANGE, MAX_REGS_RANGE, type CommandSpec,
+} from './spec.js';
 
-class UsageError extends Error {}
+type Values = Record<string, string | boolean | string[] | undefined>;
+interface Ctx { values: Values; positionals: string[]; json: boolean }
+type Runner = (ctx: Ctx) => Promise<number | void> | number | void;
 
-interface Command {
-  summary: string;
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<unknown> | unknown;
+const out = (s: string): void => { process.stdout.write(`${s}\n`); };
+const note = (s: string) => process.stderr.write(`epolltrack: note: ${s}\n`);
+const isRoot = () => (process.geteuid?.() ?? 0) === 0;
+
+export function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-const pinDirOpt = { 'pin-dir': { type: 'string' as const } };
-const jsonOpt = { json: { type: 'boolean' as const } };
-const out = (s: string) => process.stdout.write(`${s}\n`);
-const json = (v: unknown) => out(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2));
-const hex = (v: bigint) => `0x${v.toString(16)}`;
-
-function int(name: string, v: string | undefined): number {
-  if (v === undefined || !/^\d+$/.test(v)) throw new UsageError(`${name} must be a non-negative integer${v === undefined ? '' : `, got '${v}'`}`);
+/** An integer option or argument in [min, max], else a usage error naming it and the range. */
+export function int(name: string, v: string | undefined, min: number, max: number): number {
+  if (v === undefined || !/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw new UsageError(`${name} takes a whole number from ${min} to ${max}, got '${v ?? ''}'`);
+  }
   return Number(v);
 }
 
-function pinDir(values: Record<string, unknown>): string {
-  return (values['pin-dir'] as string | undefined) ?? process.env.EPOLLTRACK_PIN_DIR ?? DEFAULT_PIN_DIR;
+const str = (v: Values, k: string) => v[k] as string | undefined;
+const pinDir = (v: Values) => str(v, 'pin-dir') ?? process.env.EPOLLTRACK_PIN_DIR ?? DEFAULT_PIN_DIR;
+
+function method(v: Values): 'bpf' | 'fdinfo' {
+  const m = str(v, 'method') ?? (isRoot() ? 'bpf' : 'fdinfo');
+  if (m !== 'bpf' && m !== 'fdinfo') throw new UsageError(`--method takes bpf or fdinfo, got '${m}'`);
+  return m;
 }
 
-function table(head: string[], rows: (string | number)[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (r: (string | number)[]) => r.map((c, i) => String(c).padEnd(w[i])).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
+/** Not root: the fdinfo way, and the user is told it is the slow path. */
+function slowPathNote(ctx: Ctx, what: string): void {
+  if (!isRoot() && !ctx.json) note(`not root: ${what} the fdinfo way (the slow path: every fd is read from /proc); run as root for the tracker`);
 }
 
-const commands: Record<string, Command> = {
-  load: {
-    summary: 'load, attach and pin the tracker (harmless if already loaded)',
-    usage: 'epolltrack load [--mode auto|fentry|kprobe|tracepoint] [--max-regs N] [--max-epolls N] [--pin-dir DIR] [--json]',
-    options: { ...pinDirOpt, ...jsonOpt, mode: { type: 'string' }, 'max-regs': { type: 'string' }, 'max-epolls': { type: 'string' } },
-    run(v) {
-      const mode = (v.mode as string | undefined) ?? 'auto';
-      if (mode !== 'auto' && !MODES.includes(mode as Mode)) throw new UsageError(`--mode must be auto, ${MODES.join(', ')}`);
-      const r = load({
-        pinDir: pinDir(v), mode: mode as Mode | 'auto',
-        maxRegs: v['max-regs'] !== undefined ? int('--max-regs', v['max-regs'] as string) : undefined,
-        maxEpolls: v['max-epolls'] !== undefined ? int('--max-epolls', v['max-epolls'] as string) : undefined,
-      });
-      if (v.json) return json(r);
-      out(`${r.alreadyLoaded ? 'already loaded' : 'loaded'}: ${r.mode} mode, pinned at ${r.pinDir}`);
-      out(`hooks: ${r.hooks.map((h) => h.target).join(', ')}`);
-      for (const [m, why] of Object.entries(r.notTaken)) out(`not ${m}: ${why}`);
-      if (!r.alreadyLoaded) out(`cold start: ${r.seed.registrations} registrations in ${r.seed.epolls} epoll instances found`);
-    },
-  },
-  unload: {
-    summary: 'detach the tracker and remove its pins',
-    usage: 'epolltrack unload [--pin-dir DIR]',
-    options: { ...pinDirOpt },
-    run(v) {
-      const r = unload({ pinDir: pinDir(v) });
-      out(r.removed ? `unloaded ${pinDir(v)}` : `nothing loaded at ${pinDir(v)}`);
-    },
-  },
-  status: {
-    summary: 'which mode is active, why the others were not taken, map fill and counters',
-    usage: 'epolltrack status [--pin-dir DIR] [--json]',
-    options: { ...pinDirOpt, ...jsonOpt },
-    run(v) {
-      const s = status({ pinDir: pinDir(v) });
-      if (v.json) return json(s);
-      out(s.loaded ? `loaded: ${s.mode ?? 'unknown'} mode at ${s.pinDir}${s.loadedAt ? ` since ${s.loadedAt}` : ''}` : `not loaded at ${s.pinDir}: run \`epolltrack load\``);
-      if (s.hooks) out(`hooks: ${s.hooks.map((h) => `${h.target} (${h.prog})`).join(', ')}`);
-      for (const m of MODES) out(`${m}: ${s.mode === m ? 'active' : s.notTaken?.[m] ? `not taken: ${s.notTaken[m]}` : s.modes[m]}`);
-      if (s.maps) out(`maps: regs ${s.maps.regs.entries}/${s.maps.regs.capacity}, epolls ${s.maps.epolls.entries}/${s.maps.epolls.capacity}`);
-      if (s.counters) out(`counters: ${Object.entries(s.counters).map(([k, c]) => `${k}=${c}`).join(' ')}`);
-      if (s.counters && (s.counters.regsFull !== '0' || s.counters.epollsFull !== '0')) {
-        out('warning: a map was full (lookups stay exact but may fall back): reload with larger --max-regs/--max-epolls');
-      }
-    },
-  },
-  lookup: {
-    summary: 'which epoll instances hold fd FD of process PID',
-    usage: 'epolltrack lookup PID FD [--method bpf|fdinfo] [--pin-dir DIR] [--json]',
-    options: { ...pinDirOpt, ...jsonOpt, method: { type: 'string' } },
-    async run(v, pos) {
-      if (pos.length !== 2) throw new UsageError('lookup takes PID and FD');
-      const pid = int('PID', pos[0]);
-      const fd = int('FD', pos[1]);
-      const method = (v.method as string | undefined) ?? 'bpf';
-      if (method !== 'bpf' && method !== 'fdinfo') throw new UsageError('--method must be bpf or fdinfo');
-      let found: Membership[];
-      let source: string;
-      let micros: number;
-      if (method === 'fdinfo') {
-        const t0 = process.hrtime.bigint();
-        found = fdinfoMemberships(pid, fd);
-        micros = Number(process.hrtime.bigint() - t0) / 1000;
-        source = 'fdinfo';
-      } else {
-        const t = await openTracker({ pinDir: pinDir(v) });
-        try {
-          found = t.membershipsOf(pid, fd);
-          ({ source, micros } = t.lastLookup);
-        } finally {
-          t.close();
-        }
-      }
-      if (v.json) {
-        return out(JSON.stringify({
-          pid, fd, source,
-          memberships: found.map((m) => ({ epollPid: m.epollPid, epfd: m.epfd, tfd: m.tfd, events: m.events, data: hex(m.data) })),
-          micros: Math.round(micros * 10) / 10,
-        }));
-      }
-      if (!found.length) out(`fd ${fd} of process ${pid} is in no epoll instance (${source}, ${micros.toFixed(1)} µs)`);
-      else {
-        out(table(['EPOLL PID', 'EPFD', 'TFD', 'EVENTS', 'DATA'],
-          found.map((m) => [m.epollPid, m.epfd, m.tfd, decodeEvents(m.events), hex(m.data)])));
-        out(`(${source}, ${micros.toFixed(1)} µs)`);
-      }
-    },
-  },
-  ls: {
-    summary: 'every epoll registration on the host, or of one process',
-    usage: 'epolltrack ls [--pid PID] [--pin-dir DIR] [--json]',
-    options: { ...pinDirOpt, ...jsonOpt, pid: { type: 'string' } },
-    async run(v) {
-      const t = await openTracker({ pinDir: pinDir(v) });
+// ---- status: agree with load ---------------------------------------------------
+
+/** Load a mode's programs (verifier only, nothing attached): undefined when it would load, else why not. */
+function trialLoad(mode: Mode): string | undefined {
+  const plan = planModes()[mode];
+  if (plan.unavailable) return plan.unavailable;
+  let obj: BpfObject | undefined;
+  try {
+    obj = BpfObject.open();
+    obj.keepPrograms(plan.hooks.map((h) => h.prog));
+    obj.setMaxEntries(MAP.regs, 1);
+    obj.setMaxEntries(MAP.epolls, 1);
+    obj.load();
+    return undefined;
+  } catch (err) {
+    if (err instanceof EpolltrackError) return err.message;
+    throw err;
+  } finally {
+    obj?.close();
+  }
+}
+
+function honestModes(s: ReturnType<typeof status>, probe: boolean): Record<Mode, string> {
+  const res = {} as Record<Mode, string>;
+  for (const m of MODES) {
+    if (s.mode === m) res[m] = 'active';
+    else if (s.notTaken?.[m]) res[m] = `not taken: ${s.notTaken[m]}`;
+    else if (s.modes[m] !== 'available') res[m] = s.modes[m];
+    else if (probe) {
+      const why = trialLoad(m);
+      res[m] = why ? `refused by a trial load: ${why}` : 'available: a trial load passed';
+    } else if (s.loaded) res[m] = 'not tried: an earlier mode loaded first';
+    else res[m] = 'unverified: static probes pass, only a load tries it (epolltrack status --probe)';
+  }
+  return res;
+}
+
+// ---- lookup / ls ---------------------------------------------------------------
+
+/** The tracker said "no process" / "no fd": say which, from /proc (a process root cannot read is not a missing one). */
+function refine(err: unknown, pid: number, fd: number): never {
+  if (err instanceof NoSuchProcessError || err instanceof BadFdError || err instanceof PermissionError) checkFd(pid, fd);
+  throw err;
+}
+
+async function lookup(ctx: Ctx): Promise<void> {
+  const [p, f] = ctx.positionals;
+  const pid = int('PID', p, 1, PID_MAX);
+  const fd = int('FD', f, 0, FD_MAX);
+  const how = method(ctx.values);
+  let found: Membership[];
+  let info: { source: string; micros: number; reason?: string };
+  if (how === 'fdinfo') {
+    checkFd(pid, fd);
+    slowPathNote(ctx, 'looking up');
+    const t0 = process.hrtime.bigint();
+    try {
+      found = fdinfoMemberships(pid, fd);
+    } catch (err) {
+      refine(err, pid, fd);
+    }
+    info = { source: 'fdinfo', micros: Number(process.hrtime.bigint() - t0) / 1000 };
+  } else {
+    const t = await openTracker({ pinDir: pinDir(ctx.values) });
+    try {
       try {
-        const rows = t.registrations({ pid: v.pid !== undefined ? int('--pid', v.pid as string) : undefined });
-        if (v.json) return out(JSON.stringify(rows.map((r) => ({ ...r, data: hex(r.data) }))));
-        out(table(['PID', 'FD', 'TFD', 'EPOLL PID', 'EPFD', 'EVENTS', 'DATA'],
-          rows.map((r) => [r.pid, r.fd, r.tfd, r.epollPid || '-', r.epfd >= 0 ? r.epfd : '-', decodeEvents(r.events), hex(r.data)])));
-      } finally {
-        t.close();
-      }
-    },
-  },
-  resync: {
-    summary: 'reconcile the maps with the kernel now (removals tracepoint mode cannot see)',
-    usage: 'epolltrack resync [--pin-dir DIR] [--json]',
-    options: { ...pinDirOpt, ...jsonOpt },
-    async run(v) {
-      const t = await openTracker({ pinDir: pinDir(v) });
-      try {
-        const r = t.resync();
-        if (v.json) return json(r);
-        out(`${r.registrations} live registrations in ${r.epolls} epoll instances; ${r.removed} stale entries removed (${(r.micros / 1000).toFixed(1)} ms)`);
-      } finally {
-        t.close();
-      }
-    },
-  },
-  bench: {
-    summary: 'tracker lookups vs the fdinfo way at N fds, and the syscall cost of tracking',
-    usage: 'epolltrack bench [--fds 1000,10000,19000] [--iterations N] [--json] [--plot FILE.svg]',
-    options: { ...jsonOpt, fds: { type: 'string' }, iterations: { type: 'string' }, plot: { type: 'string' } },
-    async run(v) {
-      const fds = v.fds !== undefined ? (v.fds as string).split(',').map((x) => int('--fds', x.trim())) : undefined;
-      const plot = v.plot as string | undefined;
-      const { existsSync, writeFileSync } = await import('node:fs');
-      const { dirname } = await import('node:path');
-      if (plot !== undefined && (!plot || !existsSync(dirname(plot)))) throw new UsageError(`--plot needs a file in an existing directory, got '${plot}'`);
-      const r = await bench({
-        fds, iterations: v.iterations !== undefined ? int('--iterations', v.iterations as string) : undefined,
-        log: v.json ? undefined : (s) => process.stderr.write(`${s}\n`),
-      });
-      if (plot !== undefined) {
-        const { renderBenchSvg } = await import('./plot.js');
-        writeFileSync(plot, renderBenchSvg(r));
-      }
-      if (v.json) json(r);
-      else out(formatBench(r));
-      if (plot !== undefined) process.stderr.write(`chart written to ${plot}\n`);
-    },
-  },
-  supervise: {
-    summary: 'run a command with its connect()s to FROM served by sockets made here, epoll kept exact',
-    usage: 'epolltrack supervise [--redirect FROM=TO]... [--no-epoll-fixup] [--verbose] [--pin-dir DIR] -- CMD [ARGS...]\n  FROM and TO are IP:PORT or [IPv6]:PORT',
-    options: { ...pinDirOpt, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
-    async run(v, pos) {
-      if (!pos.length) throw new UsageError('supervise needs a command after --');
-      const { runSupervise } = await import('./supervise.js');
-      process.exitCode = await runSupervise({
-        redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
-        fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v), cmd: pos,
-      });
-    },
-  },
-  agent: {
-    summary: 'serve containers: take seccomp listener fds from runc/crun (linux.seccomp.listenerPath)',
-    usage: 'epolltrack agent --socket PATH [--redirect FROM=TO]... [--no-epoll-fixup] [--verbose] [--pin-dir DIR]',
-    options: { ...pinDirOpt, socket: { type: 'string' }, redirect: { type: 'string', multiple: true }, 'no-epoll-fixup': { type: 'boolean' }, verbose: { type: 'boolean' } },
-    async run(v) {
-      if (!v.socket) throw new UsageError('agent needs --socket PATH');
-      const { runAgent } = await import('./supervise.js');
-      process.exitCode = await runAgent({
-        socket: v.socket as string, redirects: parseRedirects(v.redirect as unknown as string[] | undefined),
-        fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v),
-      });
-    },
-  },
-  daemon: {
-    summary: 'serve a live web dashboard, a JSON API and Prometheus metrics (localhost by default)',
-    usage: 'epolltrack daemon [--listen 127.0.0.1:9477] [--pin-dir DIR]\n  --listen takes HOST:PORT, [IPv6]:PORT or PORT; the tracker is loaded if it is not',
-    options: { ...pinDirOpt, listen: { type: 'string' } },
-    async run(v, pos) {
-      if (pos.length) throw new UsageError(`daemon takes no arguments, got '${pos[0]}'`);
-      const { parseListen } = await import('../daemon/server.js');
-      const { runDaemon } = await import('./daemon.js');
-      try {
-        if (v.listen !== undefined) parseListen(v.listen as string);
+        found = t.membershipsOf(pid, fd);
       } catch (err) {
-        throw new UsageError((err as Error).message);
+        refine(err, pid, fd);
       }
-      process.exitCode = await runDaemon({ listen: v.listen as string | undefined, pinDir: pinDir(v), out });
-    },
-  },
-  demo: {
-    summary: 'the fd-swap scenario end to end: with and without the epoll fix-up, and lookup times',
-    usage: 'epolltrack demo',
-    options: {},
-    async run() {
-      const { demo } = await import('./demo.js');
-      await demo(out);
-    },
-  },
-};
+      info = { ...t.lastLookup };
+    } finally {
+      t.close();
+    }
+  }
+  const r = new FdResolver();
+  const target = r.describe(pid, fd);
+  const rows = found.map((m) => ({
+    epollPid: m.epollPid, epfd: m.epfd, epollComm: r.comm(m.epollPid), tfd: m.tfd, events: m.events,
+    eventNames: eventNames(m.events), data: hex(m.data),
+  }));
+  if (ctx.json) {
+    out(toJson({
+      pid, fd, comm: r.comm(pid), target, source: info.source, ...(info.reason ? { reason: info.reason } : {}),
+      memberships: rows, micros: Math.round(info.micros * 10) / 10,
+    }));
+    return;
+  }
+  out(`${r.comm(pid)} ${pid} fd ${fd}: ${target.kind} ${nameOf(target)}${target.state ? ` ${target.state}` : ''}`);
+  const how2 = `${info.source}${info.reason ? `, ${info.reason}` : ''}, ${info.micros.toFixed(1)} µs`;
+  if (!rows.length) out(`in no epoll instance (${how2})`);
+  else {
+    out(table(['EPOLL', 'COMMAND', 'TFD', 'EVENTS', 'DATA'],
+      rows.map((m) => [location(m.epollPid, m.epfd), m.epollComm, m.tfd, m.eventNames.join('|') || '0', m.data])));
+    out(`(${how2})`);
+  }
+}
+
+async function ls(ctx: Ctx): Promise<void> {
+  const v = ctx.values;
+  const sel = parseSelector(Object.fromEntries(SELECTOR_KEYS.map((k) => [k, v[k] as string[] | undefined])));
+  const how = method(v);
+  for (const pid of sel.pids ?? []) checkProcess(pid);
+  for (const e of sel.epolls ?? []) checkEpoll(e.pid, e.fd);
+  let rows: Registration[];
+  if (how === 'bpf') {
+    const t = await openTracker({ pinDir: pinDir(v) });
+    try {
+      rows = t.registrations();
+    } finally {
+      t.close();
+    }
+  } else {
+    slowPathNote(ctx, isRoot() ? 'listing' : 'listing your own processes');
+    const chosen = [...new Set([...(sel.pids ?? []), ...(sel.epolls ?? []).map((e) => e.pid)])];
+    rows = fdinfoRegistrations(chosen.length ? chosen : visiblePids());
+  }
+  const described = describeRegistrations(rows).filter((r) => matchSelector(sel, r));
+  if (ctx.json) {
+    out(toJson(described.map((r) => {
+      const { pid, comm, fd, target, epollPid, epfd, epollComm, tfd, events, eventNames, data, ...extra } = r;
+      return { pid, comm, fd, target, epollPid, epfd, epollComm, tfd, events, eventNames, data: hex(data), ...extra };
+    })));
+    return;
+  }
+  out(table(['COMMAND', 'PID', 'FD', 'KIND', 'STATE', 'EPOLL', 'TFD', 'EVENTS', 'DATA', 'NAME'],
+    described.map((r) => [
+      r.comm, r.pid, r.fd >= 0 ? r.fd : '-', r.target.kind, r.target.state ?? '-', location(r.epollPid, r.epfd), r.tfd,
+      r.eventNames.join('|') || '0', hex(r.data), nameOf(r.target),
+    ])));
+}
+
+// ---- the rest ------------------------------------------------------------------
 
 function parseRedirects(list: string[] | undefined) {
   return (list ?? []).map((r) => {
@@ -246,55 +204,221 @@ function parseRedirects(list: string[] | undefined) {
   });
 }
 
-function help(): string {
-  const w = Math.max(...Object.keys(commands).map((c) => c.length));
-  return [
-    'epolltrack: which epoll instances hold fd N of process P, from a BPF tracker, verified live.',
-    '',
-    'usage: epolltrack COMMAND [options]   (epolltrack COMMAND --help for its options)',
-    '',
-    ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(w)}  ${c.summary}`),
-    '',
-    `The tracker's maps are pinned under ${DEFAULT_PIN_DIR} (root-only); --pin-dir or EPOLLTRACK_PIN_DIR picks another.`,
-  ].join('\n');
+const runners: Record<string, Runner> = {
+  load(ctx) {
+    const v = ctx.values;
+    const mode = str(v, 'mode') ?? 'auto';
+    if (mode !== 'auto' && !MODES.includes(mode as Mode)) throw new UsageError(`--mode takes auto, ${MODES.join(', ')}; got '${mode}'`);
+    const r = load({
+      pinDir: pinDir(v), mode: mode as Mode | 'auto',
+      maxRegs: v['max-regs'] !== undefined ? int('--max-regs', str(v, 'max-regs'), ...MAX_REGS_RANGE) : undefined,
+      maxEpolls: v['max-epolls'] !== undefined ? int('--max-epolls', str(v, 'max-epolls'), ...MAX_EPOLLS_RANGE) : undefined,
+    });
+    if (ctx.json) return out(toJson(r, 2));
+    out(`${r.alreadyLoaded ? 'already loaded' : 'loaded'}: ${r.mode} mode, pinned at ${r.pinDir}`);
+    out(`hooks: ${r.hooks.map((h) => h.target).join(', ')}`);
+    for (const [m, why] of Object.entries(r.notTaken)) out(`not ${m}: ${why}`);
+    if (!r.alreadyLoaded) out(`cold start: ${r.seed.registrations} registrations in ${r.seed.epolls} epoll instances found`);
+  },
+  unload(ctx) {
+    const dir = pinDir(ctx.values);
+    const r = unload({ pinDir: dir });
+    if (ctx.json) return out(toJson({ pinDir: dir, removed: r.removed }));
+    out(r.removed ? `unloaded ${dir}` : `nothing loaded at ${dir}`);
+  },
+  status(ctx) {
+    const s = status({ pinDir: pinDir(ctx.values) });
+    const modes = honestModes(s, !!ctx.values.probe);
+    const code = s.loaded ? 0 : exitStatus('EPT_NOT_LOADED');
+    if (ctx.json) {
+      out(toJson({ ...s, modes, counters: countersToNumbers(s.counters) }, 2));
+      return code;
+    }
+    out(s.loaded ? `loaded: ${s.mode ?? 'unknown'} mode at ${s.pinDir}${s.loadedAt ? ` since ${s.loadedAt}` : ''}` : `not loaded at ${s.pinDir}: run \`epolltrack load\``);
+    if (s.hooks) out(`hooks: ${s.hooks.map((h) => `${h.target} (${h.prog})`).join(', ')}`);
+    for (const m of MODES) out(`${m}: ${modes[m]}`);
+    if (s.maps) out(`maps: regs ${s.maps.regs.entries}/${s.maps.regs.capacity}, epolls ${s.maps.epolls.entries}/${s.maps.epolls.capacity}`);
+    if (s.counters) out(`counters: ${Object.entries(s.counters).map(([k, c]) => `${k}=${c}`).join(' ')}`);
+    if (s.counters && (Number(s.counters.regsFull) > 0 || Number(s.counters.epollsFull) > 0)) {
+      out('warning: a map was full (lookups stay exact but may fall back): reload with larger --max-regs/--max-epolls');
+    }
+    return code;
+  },
+  lookup,
+  ls,
+  async resync(ctx) {
+    const t = await openTracker({ pinDir: pinDir(ctx.values) });
+    try {
+      const r = t.resync();
+      if (ctx.json) return out(toJson(r, 2));
+      out(`${r.registrations} live registrations in ${r.epolls} epoll instances; ${r.removed} stale entries removed (${(r.micros / 1000).toFixed(1)} ms)`);
+    } finally {
+      t.close();
+    }
+  },
+  async bench(ctx) {
+    const v = ctx.values;
+    const fds = v.fds !== undefined ? str(v, 'fds')!.split(',').map((x) => int('--fds', x.trim(), ...FDS_RANGE)) : undefined;
+    const iterations = v.iterations !== undefined ? int('--iterations', str(v, 'iterations'), ...ITERATIONS_RANGE) : undefined;
+    const plot = str(v, 'plot');
+    const { existsSync, writeFileSync } = await import('node:fs');
+    const { dirname } = await import('node:path');
+    if (plot !== undefined && (!plot || !existsSync(dirname(plot)))) throw new UsageError(`--plot takes a file in an existing directory, got '${plot}'`);
+    if (!isRoot()) throw new NotRootError();
+    const { bench, formatBench } = await import('./bench.js');
+    const r = await bench({ fds, iterations, log: ctx.json ? undefined : (s) => process.stderr.write(`${s}\n`) });
+    if (plot !== undefined) {
+      const { renderBenchSvg } = await import('./plot.js');
+      writeFileSync(plot, renderBenchSvg(r));
+    }
+    if (ctx.json) out(toJson(r, 2));
+    else out(formatBench(r));
+    if (plot !== undefined) process.stderr.write(`chart written to ${plot}\n`);
+  },
+  async supervise(ctx) {
+    const v = ctx.values;
+    const { runSupervise } = await import('./supervise.js');
+    return runSupervise({
+      redirects: parseRedirects(v.redirect as string[] | undefined),
+      fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v), cmd: ctx.positionals,
+    });
+  },
+  async agent(ctx) {
+    const v = ctx.values;
+    if (!str(v, 'socket')) throw new UsageError('agent needs --socket PATH');
+    const { runAgent } = await import('./supervise.js');
+    return runAgent({
+      socket: str(v, 'socket')!, redirects: parseRedirects(v.redirect as string[] | undefined),
+      fixup: !v['no-epoll-fixup'], verbose: !!v.verbose, pinDir: pinDir(v),
+    });
+  },
+  async daemon(ctx) {
+    const v = ctx.values;
+    const { parseListen } = await import('../daemon/server.js');
+    const { runDaemon } = await import('./daemon.js');
+    try {
+      if (v.listen !== undefined) parseListen(str(v, 'listen')!);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    return runDaemon({ listen: str(v, 'listen'), pinDir: pinDir(v), out });
+  },
+  async demo() {
+    if (!isRoot()) throw new NotRootError();
+    const { demo } = await import('./demo.js');
+    await demo(out);
+  },
+  help(ctx) {
+    const [name] = ctx.positionals;
+    if (name === undefined) return out(renderOverview(DEFAULT_PIN_DIR));
+    const spec = commandSpec(name);
+    if (!spec) throw new UsageError(`no command '${name}'; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    out(renderHelp(spec));
+  },
+};
+
+// ---- arguments, errors, exit ----------------------------------------------------
+
+/** Exactly the arguments the command takes: a stray one is a usage error. */
+function checkPositionals(c: CommandSpec, pos: string[]): void {
+  const rest = c.args.find((a) => a.rest);
+  if (rest) {
+    if (!pos.length) throw new UsageError(`${c.name} needs a command after -- (epolltrack ${c.name} [options] -- ${rest.name})`);
+    return;
+  }
+  const optional = c.args.filter((a) => a.name.startsWith('[')).length;
+  const required = c.args.length - optional;
+  if (pos.length > c.args.length) {
+    const stray = pos[c.args.length];
+    const hint = c.name === 'ls' && /^\d+$/.test(stray) ? ` (for a process: --pid ${stray})` : '';
+    const takes = c.args.length ? `takes ${c.args.map((a) => a.name).join(' ')}` : 'takes no arguments';
+    throw new UsageError(`unexpected argument '${stray}': ${c.name} ${takes}${hint}`);
+  }
+  if (pos.length < required) throw new UsageError(`${c.name} takes ${c.args.map((a) => a.name).join(' and ')}`);
 }
 
-async function main(argv: string[]): Promise<number> {
+/** util.parseArgs' messages, made one short line naming the option. */
+function parseArgsMessage(err: Error & { code?: string }): string {
+  const opt = /'(-[^' ]+)/.exec(err.message)?.[1];
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option '${opt}'`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(err.message) ? `option ${opt} needs a value` : `option ${opt} takes no value`;
+    default: return err.message.split('\n')[0];
+  }
+}
+
+function report(err: unknown, cmd: string | undefined, json: boolean): number {
+  let code: string;
+  let message: string;
+  const e = err as Error & { code?: string };
+  if (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
+    code = 'EPT_USAGE';
+    message = parseArgsMessage(e);
+  } else if (err instanceof EpolltrackError) {
+    code = err.code;
+    message = err.message;
+  } else {
+    code = 'EPT_ERR';
+    message = `unexpected error: ${e?.message ?? String(err)}`;
+    if (process.env.EPOLLTRACK_DEBUG) process.stderr.write(`${e?.stack ?? ''}\n`);
+  }
+  // One prefix: messages that begin with the program's name do not get it twice.
+  message = message.replace(/^epolltrack:?\s+/i, '');
+  if (code === 'EPT_USAGE' || code === 'EPT_BAD_INPUT') message += `; see epolltrack ${cmd ? `${cmd} ` : ''}--help`;
+  if (json) process.stderr.write(`${JSON.stringify({ error: { code, message } })}\n`);
+  else process.stderr.write(`epolltrack${cmd ? ` ${cmd}` : ''}: ${message}\n`);
+  return exitStatus(code);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const dashdash = argv.indexOf('--');
+  const json = (dashdash < 0 ? argv : argv.slice(0, dashdash)).includes('--json');
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    out(help());
-    return name ? 0 : 2;
-  }
-  const cmd = commands[name];
-  if (!cmd) {
-    process.stderr.write(`epolltrack: unknown command '${name}'\n\n${help()}\n`);
-    return 2;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    out(`${cmd.summary}\n\nusage: ${cmd.usage}`);
-    return 0;
-  }
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
-    await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    if (name === undefined) {
+      process.stderr.write(`${renderOverview(DEFAULT_PIN_DIR)}\n`);
+      return exitStatus('EPT_USAGE');
+    }
+    if (name === '--help' || name === '-h') { await runners.help({ values: {}, positionals: rest.slice(0, 1), json }); return 0; }
+    if (name === '--version' || name === '-V') {
+      if (rest.filter((a) => a !== '--json').length) throw new UsageError(`--version takes no arguments, got '${rest[0]}'`);
+      out(json ? JSON.stringify({ version: version() }) : `epolltrack ${version()}`);
+      return 0;
+    }
+    const spec = commandSpec(name);
+    if (!spec) throw new UsageError(`unknown command '${name}'; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: parseArgsOptions(spec), allowPositionals: true, strict: true });
+    } catch (err) {
+      return report(err, name, json);
+    }
+    const values = parsed.values as Values;
+    if (values.help) {
+      out(renderHelp(spec));
+      return 0;
+    }
+    try {
+      checkPositionals(spec, parsed.positionals);
+      const r = await runners[name]({ values, positionals: parsed.positionals, json });
+      return typeof r === 'number' ? r : 0;
+    } catch (err) {
+      // A selector or value the library refused is the user's input: a usage error of this command.
+      return report(err instanceof BadInputError ? new UsageError(err.message, { cause: err }) : err, name, json);
+    }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`epolltrack ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
-      return 2;
-    }
-    if (err instanceof EpolltrackError) {
-      process.stderr.write(`epolltrack: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return report(err, undefined, json);
   }
 }
 
 // `epolltrack ls | head`: a closed pipe ends the output quietly.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
+main(process.argv.slice(2)).then((code) => {
+  // Nothing left running decides the exit: a failed command never hangs on a handle it opened.
+  process.exit(code);
+}, (err: unknown) => {
   process.stderr.write(`epolltrack: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exitCode = 1;
+  process.exit(1);
 });

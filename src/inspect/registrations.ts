@@ -4,7 +4,7 @@
  * `ls --method fdinfo`. Slow: it visits every fd of every process it reads.
  */
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { BadInputError } from '../kernel/errors.js';
+import { BadFdError } from '../kernel/errors.js';
 import { KCMP_FILE, kcmp, kcmpEpollTfd } from '../kernel/ffi.js';
 import { epollFdinfos, type FdinfoEntry } from '../tracker/fdinfo.js';
 import type { Registration } from '../tracker/tracker.js';
@@ -54,12 +54,12 @@ export function fdinfoRegistrations(pids: readonly number[]): Registration[] {
   return rows;
 }
 
-/** Throws unless fd `fd` of `pid` is an epoll instance (NoSuchProcessError, ProcessAccessError, BadFdError, BadInputError). */
+/** Throws unless fd `fd` of `pid` is an epoll instance (NoSuchProcessError, ProcessAccessError, BadFdError). */
 export function checkEpoll(pid: number, fd: number): void {
   checkFd(pid, fd);
   let link = '';
   try {
     link = readlinkSync(`/proc/${pid}/fd/${fd}`);
   } catch { /* closed meanwhile: checkFd said it was open */ }
-  if (link !== 'anon_inode:[eventpoll]') throw new BadInputError(`fd ${fd} of process ${pid} is not an epoll instance (it is ${link || 'closed'})`);
+  if (link !== 'anon_inode:[eventpoll]') throw new BadFdError(`fd ${fd} of process ${pid} is not an epoll instance (it is ${link || 'closed'})`);
 }
