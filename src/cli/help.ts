@@ -84,9 +84,10 @@ function wrap(text: string, width: number): string[] {
   return out;
 }
 
-/** roff-escape a text line: backslashes, hyphens (so they print as minus signs), leading dots and quotes. */
+/** roff-escape a text line: backslashes, hyphens (so they print as minus signs), leading dots and quotes, non-ASCII as \\[uXXXX]. */
 export function roff(s: string): string {
-  return s.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1');
+  return s.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1')
+    .replace(/[^\x00-\x7f]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
 const B = (s: string) => `\\fB${roff(s)}\\fR`;
