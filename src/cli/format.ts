@@ -8,16 +8,16 @@ import { formatEndpoint } from '../inspect/sockets.js';
 
 export type Cell = string | number;
 
-/** Aligned columns: each as wide as its widest cell, two spaces apart, numbers right-aligned. The last column is not padded. */
+/** Aligned columns: each as wide as its widest cell, two spaces apart, number columns (and their heads) right-aligned as lsof does. The last column is not padded. */
 export function table(head: string[], rows: Cell[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const num = head.map((_h, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
-  const line = (r: Cell[], isHead = false) => r.map((c, i) => {
+  const num = head.map((_h, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || r[i] === '-'));
+  const line = (r: Cell[]) => r.map((c, i) => {
     const s = String(c);
     if (i === r.length - 1) return s;
-    return num[i] && !isHead ? s.padStart(w[i]) : s.padEnd(w[i]);
+    return num[i] ? s.padStart(w[i]) : s.padEnd(w[i]);
   }).join('  ').trimEnd();
-  return [line(head, true), ...rows.map((r) => line(r))].join('\n');
+  return [line(head), ...rows.map(line)].join('\n');
 }
 
 /** The NAME column, lsof style: `127.0.0.1:40000->127.0.0.1:8080`, a path, `pipe:[1234]`, `[eventfd]`. */
