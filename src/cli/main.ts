@@ -343,7 +343,7 @@ function parseArgsMessage(err: Error & { code?: string }): string {
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option '${opt}'`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /argument missing/.test(err.message) ? `option ${opt} needs a value` : `option ${opt} takes no value`;
+      return /does not take/.test(err.message) ? `option ${opt} takes no value` : `option ${opt} needs a value`;
     default: return err.message.split('\n')[0];
   }
 }
