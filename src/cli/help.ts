@@ -21,9 +21,32 @@ function optUsage(o: OptionSpec): string {
   return `[--${o.name}${v}]${o.multiple ? '...' : ''}`;
 }
 
+function usageParts(c: CommandSpec): string[] {
+  return ['epolltrack', c.name, ...c.options.map(optUsage), ...c.args.map((a) => (a.rest ? `-- ${a.name}` : a.name))];
+}
+
 export function usageLine(c: CommandSpec): string {
-  const args = c.args.map((a) => (a.rest ? `-- ${a.name}` : a.name));
-  return ['epolltrack', c.name, ...c.options.map(optUsage), ...args].join(' ');
+  return usageParts(c).join(' ');
+}
+
+/** The usage line wrapped between options (never inside one), continued under the command. */
+function usageLines(c: CommandSpec, width: number): string[] {
+  const [prog, name, ...parts] = usageParts(c);
+  const head = `usage: ${prog} ${name}`;
+  const out: string[] = [];
+  let line = head;
+  let n = 0; // parts on this line
+  for (const p of parts) {
+    if (n > 0 && line.length + 1 + p.length > width) {
+      out.push(line);
+      line = ' '.repeat(head.length);
+      n = 0;
+    }
+    line = `${line} ${p}`;
+    n++;
+  }
+  out.push(line);
+  return out;
 }
 
 function optLabel(o: OptionSpec): string {
@@ -32,7 +55,7 @@ function optLabel(o: OptionSpec): string {
 
 /** `epolltrack COMMAND --help`: summary, usage, arguments, every option with its default, examples. */
 export function renderHelp(c: CommandSpec): string {
-  const lines = [`epolltrack ${c.name}: ${c.summary}`, '', `usage: ${usageLine(c)}`];
+  const lines = [`epolltrack ${c.name}: ${c.summary}`, '', ...usageLines(c, 100)];
   if (c.description) lines.push('', ...wrap(c.description, 78));
   if (c.args.length) {
     lines.push('', 'arguments:');
@@ -43,12 +66,19 @@ export function renderHelp(c: CommandSpec): string {
   lines.push('', 'options:');
   const w = Math.max(...opts.map((o) => optLabel(o).length));
   for (const o of opts) {
-    lines.push(`  ${optLabel(o).padEnd(w)}  ${o.help}${o.default !== undefined ? ` (default: ${o.default})` : ''}`);
+    // help text wrapped under its own column, so each option stays readable in 100 columns
+    const text = wrap(`${o.help}${o.default !== undefined ? ` (default: ${o.default})` : ''}`, Math.max(40, 100 - w - 4));
+    lines.push(`  ${optLabel(o).padEnd(w)}  ${text[0]}`, ...text.slice(1).map((t) => `  ${''.padEnd(w)}  ${t}`));
   }
   if (c.examples.length) {
     lines.push('', 'examples:');
-    const we = Math.max(...c.examples.map((e) => e.cmd.length));
-    for (const e of c.examples) lines.push(`  ${e.cmd.padEnd(we)}   # ${e.help}`);
+    // `cmd   # what it does`, aligned; a command too long for that gets its comment on the line above
+    const fits = (e: { cmd: string; help: string }) => e.cmd.length <= 60;
+    const we = Math.max(0, ...c.examples.filter(fits).map((e) => e.cmd.length));
+    for (const e of c.examples) {
+      if (fits(e)) lines.push(`  ${e.cmd.padEnd(we)}   # ${e.help}`);
+      else lines.push(`  # ${e.help}`, `  ${e.cmd}`);
+    }
   }
   return lines.join('\n');
 }

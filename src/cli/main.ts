@@ -8,23 +8,21 @@
  * class (EXIT_CODES).
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  BadInputError, checkEpoll, eventNames, checkFd, checkProcess, DEFAULT_PIN_DIR, describeRegistrations, EpolltrackError, fdinfoMemberships,
-  fdinfoRegistrations, FdResolver, load, matchSelector, MODES, NoSuchProcessError, BadFdError, PermissionError, openTracker,
-  parseSelector, status, unload, UsageError, visiblePids, NotRootError, type Membership, type Mode, type Registration,
-} from '../index.js';
-import { BpfObject, packageRoot } from '../kernel/bpfobject.js';
-import { MAP } from '../kernel/names.js';
-import { planModes } from '../../loader/probe.js';
-import { parseEndpoint } from '../supervise/seccomp.js';
-import { PID_MAX, FD_MAX, SELECTOR_KEYS } from '../inspect/select.js';
+  BadFdError, BadInputError, EpolltrackError, NoSuchProcessError, NotRootError, PermissionError, UsageError,
+} from '../kernel/errors.js';
+import { DEFAULT_PIN_DIR, MAP, MODES, type Mode } from '../kernel/names.js';
+import { FD_MAX, PID_MAX, SELECTOR_KEYS } from '../inspect/select.js';
 import { countersToNumbers, hex, location, nameOf, table, toJson } from './format.js';
 import { parseArgsOptions, renderHelp, renderOverview } from './help.js';
 import {
   COMMANDS, commandSpec, exitStatus, FDS_RANGE, ITERATIONS_RANGE, MAX_EPOLLS_RANGE, MAX_REGS_RANGE, type CommandSpec,
 } from './spec.js';
+
+/** The library, loaded only for commands that use it: help and --version start fast. */
+type Lib = typeof import('../index.js');
+let L: Lib;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 interface Ctx { values: Values; positionals: string[]; json: boolean }
@@ -35,7 +33,8 @@ const note = (s: string) => process.stderr.write(`epolltrack: note: ${s}\n`);
 const isRoot = () => (process.geteuid?.() ?? 0) === 0;
 
 export function version(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  // dist/src/cli/main.js -> package.json
+  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 /** An integer option or argument in [min, max], else a usage error naming it and the range. */
@@ -63,10 +62,12 @@ function slowPathNote(ctx: Ctx, what: string): void {
 // ---- status: agree with load ---------------------------------------------------
 
 /** Load a mode's programs (verifier only, nothing attached): undefined when it would load, else why not. */
-function trialLoad(mode: Mode): string | undefined {
+async function trialLoad(mode: Mode): Promise<string | undefined> {
+  const { BpfObject } = await import('../kernel/bpfobject.js');
+  const { planModes } = await import('../../loader/probe.js');
   const plan = planModes()[mode];
   if (plan.unavailable) return plan.unavailable;
-  let obj: BpfObject | undefined;
+  let obj: import('../kernel/bpfobject.js').BpfObject | undefined;
   try {
     obj = BpfObject.open();
     obj.keepPrograms(plan.hooks.map((h) => h.prog));
@@ -82,14 +83,14 @@ function trialLoad(mode: Mode): string | undefined {
   }
 }
 
-function honestModes(s: ReturnType<typeof status>, probe: boolean): Record<Mode, string> {
+async function honestModes(s: ReturnType<Lib['status']>, probe: boolean): Promise<Record<Mode, string>> {
   const res = {} as Record<Mode, string>;
   for (const m of MODES) {
     if (s.mode === m) res[m] = 'active';
     else if (s.notTaken?.[m]) res[m] = `not taken: ${s.notTaken[m]}`;
     else if (s.modes[m] !== 'available') res[m] = s.modes[m];
     else if (probe) {
-      const why = trialLoad(m);
+      const why = await trialLoad(m);
       res[m] = why ? `refused by a trial load: ${why}` : 'available: a trial load passed';
     } else if (s.loaded) res[m] = 'not tried: an earlier mode loaded first';
     else res[m] = 'unverified: static probes pass, only a load tries it (epolltrack status --probe)';
@@ -101,7 +102,7 @@ function honestModes(s: ReturnType<typeof status>, probe: boolean): Record<Mode,
 
 /** The tracker said "no process" / "no fd": say which, from /proc (a process root cannot read is not a missing one). */
 function refine(err: unknown, pid: number, fd: number): never {
-  if (err instanceof NoSuchProcessError || err instanceof BadFdError || err instanceof PermissionError) checkFd(pid, fd);
+  if (err instanceof NoSuchProcessError || err instanceof BadFdError || err instanceof PermissionError) L.checkFd(pid, fd);
   throw err;
 }
 
@@ -110,20 +111,20 @@ async function lookup(ctx: Ctx): Promise<void> {
   const pid = int('PID', p, 1, PID_MAX);
   const fd = int('FD', f, 0, FD_MAX);
   const how = method(ctx.values);
-  let found: Membership[];
+  let found: import('../index.js').Membership[];
   let info: { source: string; micros: number; reason?: string };
   if (how === 'fdinfo') {
-    checkFd(pid, fd);
+    L.checkFd(pid, fd);
     slowPathNote(ctx, 'looking up');
     const t0 = process.hrtime.bigint();
     try {
-      found = fdinfoMemberships(pid, fd);
+      found = L.fdinfoMemberships(pid, fd);
     } catch (err) {
       refine(err, pid, fd);
     }
     info = { source: 'fdinfo', micros: Number(process.hrtime.bigint() - t0) / 1000 };
   } else {
-    const t = await openTracker({ pinDir: pinDir(ctx.values) });
+    const t = await L.openTracker({ pinDir: pinDir(ctx.values) });
     try {
       try {
         found = t.membershipsOf(pid, fd);
@@ -135,11 +136,11 @@ async function lookup(ctx: Ctx): Promise<void> {
       t.close();
     }
   }
-  const r = new FdResolver();
+  const r = new L.FdResolver();
   const target = r.describe(pid, fd);
   const rows = found.map((m) => ({
     epollPid: m.epollPid, epfd: m.epfd, epollComm: r.comm(m.epollPid), tfd: m.tfd, events: m.events,
-    eventNames: eventNames(m.events), data: hex(m.data),
+    eventNames: L.eventNames(m.events), data: hex(m.data),
   }));
   if (ctx.json) {
     out(toJson({
@@ -160,13 +161,13 @@ async function lookup(ctx: Ctx): Promise<void> {
 
 async function ls(ctx: Ctx): Promise<void> {
   const v = ctx.values;
-  const sel = parseSelector(Object.fromEntries(SELECTOR_KEYS.map((k) => [k, v[k] as string[] | undefined])));
+  const sel = L.parseSelector(Object.fromEntries(SELECTOR_KEYS.map((k) => [k, v[k] as string[] | undefined])));
   const how = method(v);
-  for (const pid of sel.pids ?? []) checkProcess(pid);
-  for (const e of sel.epolls ?? []) checkEpoll(e.pid, e.fd);
-  let rows: Registration[];
+  for (const pid of sel.pids ?? []) L.checkProcess(pid, { readable: how === 'fdinfo' });
+  for (const e of sel.epolls ?? []) L.checkEpoll(e.pid, e.fd);
+  let rows: import('../index.js').Registration[];
   if (how === 'bpf') {
-    const t = await openTracker({ pinDir: pinDir(v) });
+    const t = await L.openTracker({ pinDir: pinDir(v) });
     try {
       rows = t.registrations();
     } finally {
@@ -175,9 +176,9 @@ async function ls(ctx: Ctx): Promise<void> {
   } else {
     slowPathNote(ctx, isRoot() ? 'listing' : 'listing your own processes');
     const chosen = [...new Set([...(sel.pids ?? []), ...(sel.epolls ?? []).map((e) => e.pid)])];
-    rows = fdinfoRegistrations(chosen.length ? chosen : visiblePids());
+    rows = L.fdinfoRegistrations(chosen.length ? chosen : L.visiblePids());
   }
-  const described = describeRegistrations(rows).filter((r) => matchSelector(sel, r));
+  const described = L.describeRegistrations(rows).filter((r) => L.matchSelector(sel, r));
   if (ctx.json) {
     out(toJson(described.map((r) => {
       const { pid, comm, fd, target, epollPid, epfd, epollComm, tfd, events, eventNames, data, ...extra } = r;
@@ -197,8 +198,8 @@ async function ls(ctx: Ctx): Promise<void> {
 function parseRedirects(list: string[] | undefined) {
   return (list ?? []).map((r) => {
     const i = r.lastIndexOf('=');
-    const from = i > 0 ? parseEndpoint(r.slice(0, i)) : undefined;
-    const to = i > 0 ? parseEndpoint(r.slice(i + 1)) : undefined;
+    const from = i > 0 ? L.parseEndpoint(r.slice(0, i)) : undefined;
+    const to = i > 0 ? L.parseEndpoint(r.slice(i + 1)) : undefined;
     if (!from || !to) throw new UsageError(`--redirect takes FROM=TO with IP:PORT or [IPv6]:PORT, got '${r}'`);
     return { from, to };
   });
@@ -209,7 +210,7 @@ const runners: Record<string, Runner> = {
     const v = ctx.values;
     const mode = str(v, 'mode') ?? 'auto';
     if (mode !== 'auto' && !MODES.includes(mode as Mode)) throw new UsageError(`--mode takes auto, ${MODES.join(', ')}; got '${mode}'`);
-    const r = load({
+    const r = L.load({
       pinDir: pinDir(v), mode: mode as Mode | 'auto',
       maxRegs: v['max-regs'] !== undefined ? int('--max-regs', str(v, 'max-regs'), ...MAX_REGS_RANGE) : undefined,
       maxEpolls: v['max-epolls'] !== undefined ? int('--max-epolls', str(v, 'max-epolls'), ...MAX_EPOLLS_RANGE) : undefined,
@@ -222,13 +223,13 @@ const runners: Record<string, Runner> = {
   },
   unload(ctx) {
     const dir = pinDir(ctx.values);
-    const r = unload({ pinDir: dir });
+    const r = L.unload({ pinDir: dir });
     if (ctx.json) return out(toJson({ pinDir: dir, removed: r.removed }));
     out(r.removed ? `unloaded ${dir}` : `nothing loaded at ${dir}`);
   },
-  status(ctx) {
-    const s = status({ pinDir: pinDir(ctx.values) });
-    const modes = honestModes(s, !!ctx.values.probe);
+  async status(ctx) {
+    const s = L.status({ pinDir: pinDir(ctx.values) });
+    const modes = await honestModes(s, !!ctx.values.probe);
     const code = s.loaded ? 0 : exitStatus('EPT_NOT_LOADED');
     if (ctx.json) {
       out(toJson({ ...s, modes, counters: countersToNumbers(s.counters) }, 2));
@@ -247,7 +248,7 @@ const runners: Record<string, Runner> = {
   lookup,
   ls,
   async resync(ctx) {
-    const t = await openTracker({ pinDir: pinDir(ctx.values) });
+    const t = await L.openTracker({ pinDir: pinDir(ctx.values) });
     try {
       const r = t.resync();
       if (ctx.json) return out(toJson(r, 2));
@@ -388,7 +389,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const spec = commandSpec(name);
     if (!spec) throw new UsageError(`unknown command '${name}'; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
-    let parsed;
+    let parsed: ReturnType<typeof parseArgs>;
     try {
       parsed = parseArgs({ args: rest, options: parseArgsOptions(spec), allowPositionals: true, strict: true });
     } catch (err) {
@@ -401,6 +402,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     try {
       checkPositionals(spec, parsed.positionals);
+      if (name !== 'help') L = await import('../index.js');
       const r = await runners[name]({ values, positionals: parsed.positionals, json });
       return typeof r === 'number' ? r : 0;
     } catch (err) {

@@ -69,14 +69,16 @@ const denied = (err: unknown) => ['EACCES', 'EPERM'].includes((err as NodeJS.Err
 
 /**
  * Throws NoSuchProcessError when `pid` does not exist, ProcessAccessError when
- * its fds cannot be read by this user.
+ * its fds cannot be read by this user (unless `readable` is false: the tracker
+ * reads the kernel, not /proc).
  */
-export function checkProcess(pid: number): void {
+export function checkProcess(pid: number, opts: { readable?: boolean } = {}): void {
   try {
     statSync(`/proc/${pid}`);
   } catch (err) {
     throw new NoSuchProcessError(`no process ${pid}`, { cause: err });
   }
+  if (opts.readable === false) return;
   try {
     const d = opendirSync(`/proc/${pid}/fd`);
     try {

@@ -208,7 +208,7 @@ describe('cli', function () {
       for (const o of c.options) expect(a.stdout, `${c.name} --${o.name}`).to.include(`--${o.name}`);
       expect(a.stdout).to.include('examples:');
     }
-    expect(run('ls', '--help').stdout).to.include('(default: bpf as root, fdinfo otherwise)');
+    expect(run('ls', '--help').stdout.replace(/\s+/g, ' ')).to.include('(default: bpf as root, fdinfo otherwise)');
     expect(run('--help').stdout).to.include('usage: epolltrack COMMAND');
     expect(run('help', 'nope').status).to.equal(status('EPT_USAGE'));
     const none = run();

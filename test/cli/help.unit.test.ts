@@ -9,7 +9,7 @@ import { COMMANDS, EXIT_CODES, exitStatus } from '../../src/cli/spec.js';
 describe('cli: command table, help, man page (unit)', () => {
   it('help of every command lists every option with its default, and examples', () => {
     for (const c of COMMANDS) {
-      const h = renderHelp(c);
+      const h = renderHelp(c).replace(/\s+/g, ' '); // option help is wrapped in columns
       expect(h, c.name).to.include(`usage: epolltrack ${c.name}`);
       for (const o of c.options) {
         expect(h, `${c.name} --${o.name}`).to.include(`--${o.name}`);
@@ -17,7 +17,8 @@ describe('cli: command table, help, man page (unit)', () => {
       }
       expect(h).to.include('-h, --help');
       expect(c.examples.length, `${c.name} has an example`).to.be.above(0);
-      for (const e of c.examples) expect(h).to.include(e.cmd);
+      for (const e of c.examples) expect(h).to.include(e.cmd.replace(/\s+/g, ' '));
+      for (const line of renderHelp(c).split('\n')) expect(line.length, `${c.name}: ${line}`).to.be.at.most(110);
     }
     expect(renderOverview('/x')).to.match(/usage: epolltrack COMMAND/);
   });
