@@ -189,7 +189,7 @@ export function commandSpec(name: string): CommandSpec | undefined {
  */
 export const EXIT_CODES: { status: number; codes: (ErrorCode | 'OK')[]; meaning: string }[] = [
   { status: 0, codes: ['OK'], meaning: 'success' },
-  { status: 1, codes: ['EPT_ERR'], meaning: 'an unexpected or internal error' },
+  { status: 1, codes: ['EPT_ERR', 'EPT_CLOSED', 'EPT_REPLACE'], meaning: 'an unexpected or internal error' },
   { status: 2, codes: ['EPT_USAGE', 'EPT_BAD_INPUT'], meaning: 'bad command line or input: unknown command or option, stray argument, value out of range' },
   { status: 3, codes: ['EPT_NOT_ROOT'], meaning: 'needs root' },
   { status: 4, codes: ['EPT_NOT_LOADED'], meaning: 'the tracker is not loaded (status: nothing loaded)' },
@@ -201,6 +201,8 @@ export const EXIT_CODES: { status: number; codes: (ErrorCode | 'OK')[]; meaning:
   { status: 10, codes: ['EPT_LIBBPF'], meaning: 'libbpf.so.1 missing' },
   { status: 11, codes: ['EPT_BPF'], meaning: 'a BPF operation failed' },
   { status: 12, codes: ['EPT_MAP_FULL'], meaning: 'a tracker map is full' },
+  { status: 13, codes: ['EPT_BUILD'], meaning: 'a part of epolltrack is missing or stale (rebuild)' },
+  { status: 14, codes: ['EPT_LISTEN'], meaning: 'cannot listen on that address' },
 ];
 
 export function exitStatus(code: string | undefined): number {
