@@ -60,7 +60,7 @@ function accessError(pid: number, err: NodeJS.ErrnoException): ProcessAccessErro
   } catch { /* gone */ }
   const who = `process ${pid} (${readComm(pid)}${owner})`;
   const msg = euid() === 0
-    ? `cannot read the fds of ${who} even as root (${err.code}): this epolltrack lacks CAP_SYS_PTRACE (a container?) or Yama ptrace_scope is 3`
+    ? `cannot read the fds of ${who} even as root (${err.code}): run with CAP_SYS_PTRACE (a container may drop it); Yama ptrace_scope 3, an LSM or another user namespace can also refuse`
     : `cannot read the fds of ${who}: it is not yours; run as root (sudo) to inspect it`;
   return new ProcessAccessError(msg, { cause: err });
 }
@@ -80,11 +80,20 @@ export function checkProcess(pid: number, opts: { readable?: boolean } = {}): vo
   }
   if (opts.readable === false) return;
   try {
+    // Listing /proc/PID/fd may be allowed where reading its links is not (ptrace access): try one.
     const d = opendirSync(`/proc/${pid}/fd`);
+    let first: string | undefined;
     try {
-      d.readSync();
+      first = d.readSync()?.name;
     } finally {
       d.closeSync();
+    }
+    if (first !== undefined) {
+      try {
+        readlinkSync(`/proc/${pid}/fd/${first}`);
+      } catch (err) {
+        if (denied(err)) throw err; // else: closed meanwhile, the process is there
+      }
     }
   } catch (err) {
     if (denied(err)) throw accessError(pid, err as NodeJS.ErrnoException);

@@ -285,6 +285,22 @@ describe('cli', function () {
         eventNames: ['EPOLLIN', 'EPOLLERR', 'EPOLLHUP'], data: `0x${fd.toString(16)}` }]);
     });
 
+    it('root without CAP_SYS_PTRACE: /proc says "cannot read" (not "no such process"); the tracker still answers', () => {
+      const NOPTRACE = ['setpriv', '--inh-caps=-sys_ptrace', '--bounding-set=-sys_ptrace'];
+      const fd = mine.fd('eventfd');
+      for (const args of [['lookup', String(mine.pid), String(fd), '--method', 'fdinfo'], ['ls', '--pid', String(mine.pid), '--method', 'fdinfo']]) {
+        const r = runAs(NOPTRACE, ...args, '--json');
+        expect(r.status, `${args.join(' ')}: ${r.stderr}`).to.equal(status('EPT_PROCESS_ACCESS'));
+        expect(JSON.parse(r.stderr).error.message).to.match(new RegExp(`cannot read the fds of process ${mine.pid} \\(fdkinds, uid 65534\\) even as root \\(EACCES\\): run with CAP_SYS_PTRACE`));
+      }
+      const b = runAs(NOPTRACE, 'lookup', String(mine.pid), String(fd), '--pin-dir', pinDir, '--json');
+      expect(b.status, b.stderr).to.equal(0);
+      const j = JSON.parse(b.stdout);
+      expect(j.source).to.equal('bpf');
+      expect(j.memberships.map((m: { epfd: number; tfd: number }) => [m.epfd, m.tfd])).to.deep.equal([[mine.fd('epoll'), fd]]);
+      expect(j.target.kind).to.equal('unknown'); // what the fd is comes from /proc, which is closed to it
+    });
+
     it('another user\'s process: "cannot read", not "no such process"; the tracker, status, demo: "needs root"', () => {
       const cases: [string[], string, RegExp][] = [
         [['lookup', '1', '0'], 'EPT_PROCESS_ACCESS', /cannot read the fds of process 1 \(.*\): it is not yours; run as root/],
