@@ -1,7 +1,9 @@
 /** The fd resolver against real fds of a real process: each kind, its addresses, state and path. */
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
 import { describeFd, describeRegistrations, FdResolver, fdinfoRegistrations } from '../../src/index.js';
+import { readSocketTables } from '../../src/inspect/sockets.js';
 import { FdKinds } from '../helpers/fdkinds.js';
 
 describe('inspect: what an fd is', function () {
@@ -67,5 +69,32 @@ describe('inspect: what an fd is', function () {
       expect(r.eventNames).to.include('EPOLLIN');
     }
     expect(existsSync(sock)).to.equal(true);
+  });
+});
+
+describe('inspect: sockets of another network namespace', function () {
+  this.timeout(20000);
+  const ns = `h11cli-desc-${process.pid}`;
+  const sock = `/tmp/h11cli-describe-ns-${process.pid}.sock`;
+  let f: FdKinds | undefined;
+  before(async () => {
+    execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    f = await FdKinds.spawn(sock, ['ip', 'netns', 'exec', ns]);
+  });
+  after(async () => {
+    await f?.stop();
+    spawnSync('ip', ['netns', 'delete', ns]);
+  });
+
+  it('reads the tables of the process\'s own namespace, not ours', () => {
+    expect(readlinkSync(`/proc/${f!.pid}/ns/net`)).to.not.equal(readlinkSync('/proc/self/ns/net'));
+    const r = new FdResolver();
+    expect(r.describe(f!.pid, f!.fd('tcp_listen'))).to.deep.include({ kind: 'tcp', state: 'LISTEN', local: { address: '127.0.0.1', port: f!.port } });
+    expect(r.describe(f!.pid, f!.fd('udp')).remote).to.deep.equal({ address: '127.0.0.1', port: f!.port });
+    // our namespace's tables do not have it: a resolver reading ours would have said 'not bound'
+    const ino = r.describe(f!.pid, f!.fd('tcp_listen')).inode!;
+    expect(readSocketTables('/proc/self/net').has(String(ino))).to.equal(false);
+    expect(readSocketTables(`/proc/${f!.pid}/net`).has(String(ino))).to.equal(true);
   });
 });
