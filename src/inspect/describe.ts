@@ -26,7 +26,7 @@ export interface FdTarget {
   kind: FdKind;
   /** one line for people: `TCP 127.0.0.1:8080 → 127.0.0.1:5555 ESTABLISHED`, `pipe [1234]`, `/var/log/x` */
   desc: string;
-  /** sockets: the protocol as the kernel names it (tcp, tcp6, udp, udp6, unix, netlink; RAW, PACKET, ... when not in the tables) */
+  /** sockets: the protocol (tcp, tcp6, udp, udp6, unix, netlink; raw, packet, ... for sockets in no table) */
   proto?: string;
   /** tcp, udp: address family */
   family?: 'inet' | 'inet6';
@@ -148,11 +148,11 @@ export class FdResolver {
     if (m) {
       const s = this.socket(pid, m[1]);
       if (s) return fromSocket(s);
-      const proto = getxattrText(at, 'system.sockprotoname');
-      const kind = (proto && XATTR_PROTO[proto]) || 'socket';
-      const t: FdTarget = { kind, desc: `${proto ?? 'socket'} socket [${m[1]}], not bound`, inode: Number(m[1]) };
-      if (proto) t.proto = proto;
-      if (kind === 'tcp' || kind === 'udp') t.family = proto!.endsWith('v6') ? 'inet6' : 'inet';
+      const name = getxattrText(at, 'system.sockprotoname'); // TCP, TCPv6, UDP, UNIX, NETLINK, RAW, PACKET, ...
+      const kind = (name && XATTR_PROTO[name]) || 'socket';
+      const t: FdTarget = { kind, desc: `${name ?? 'socket'} socket [${m[1]}], not bound`, inode: Number(m[1]) };
+      if (name) t.proto = name.toLowerCase().replace(/v6$/, '6'); // as the tables name it: tcp, tcp6, udp, ...
+      if (kind === 'tcp' || kind === 'udp') t.family = name!.endsWith('v6') ? 'inet6' : 'inet';
       return t;
     }
     m = /^pipe:\[(\d+)\]$/.exec(link);

@@ -38,7 +38,7 @@ describe('inspect: what an fd is', function () {
     });
     expect(r.describe(f.pid, f.fd('udp'))).to.deep.include({ kind: 'udp', state: 'ESTABLISHED', remote: { address: '127.0.0.1', port: f.port } });
     const unbound = r.describe(f.pid, f.fd('tcp_unbound'));
-    expect(unbound).to.include({ kind: 'tcp', proto: 'TCP', family: 'inet' });
+    expect(unbound).to.include({ kind: 'tcp', proto: 'tcp', family: 'inet' });
     expect(unbound.local).to.equal(undefined);
     expect(unbound.inode).to.be.a('number');
   });
