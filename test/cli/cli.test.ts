@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { load, unload } from '../../src/index.js';
 import { COMMANDS, EXIT_CODES } from '../../src/cli/spec.js';
@@ -186,6 +187,28 @@ describe('cli', function () {
       expect(e.error.code, label).to.equal(code);
       expect(e.error.message, label).to.match(msg);
       expect(j.stdout, label).to.equal('');
+    }
+  });
+
+  it('exit status of the other classes a user can meet: not mounted (9), cannot listen (14)', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const cases: [string[], string, RegExp][] = [
+        [['load', '--pin-dir', '/tmp'], 'EPT_MOUNT', /\/tmp is not on a bpf file system: mount it with `mount -t bpf bpf \/sys\/fs\/bpf`/],
+        [['daemon', '--listen', `127.0.0.1:${port}`, '--pin-dir', pinDir], 'EPT_LISTEN', new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`)],
+      ];
+      for (const [args, code, msg] of cases) {
+        const r = run(...args); // daemon has no --json: it serves JSON
+        expect(r.status, `${args.join(' ')}: ${r.stderr}`).to.equal(status(code));
+        expect(r.stderr.trimEnd().split('\n').pop()).to.match(msg);
+      }
+      const j = run('daemon', '--listen', `127.0.0.1:${port}`, '--pin-dir', pinDir, '--json');
+      expect(j.status).to.equal(status('EPT_USAGE')); // an option the command does not take, said in JSON as asked
+      expect(JSON.parse(j.stderr).error).to.deep.equal({ code: 'EPT_USAGE', message: "unknown option '--json'; see epolltrack daemon --help" });
+    } finally {
+      busy.close();
     }
   });
 
