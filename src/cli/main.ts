@@ -178,6 +178,9 @@ async function ls(ctx: Ctx): Promise<void> {
     const chosen = [...new Set([...(sel.pids ?? []), ...(sel.epolls ?? []).map((e) => e.pid)])];
     rows = L.fdinfoRegistrations(chosen.length ? chosen : L.visiblePids());
   }
+  // pids first (cheap), so only the rows that may match are described
+  const pids = sel.pids;
+  if (pids?.length) rows = rows.filter((r) => pids.includes(r.pid) || pids.includes(r.epollPid));
   const described = L.describeRegistrations(rows).filter((r) => L.matchSelector(sel, r));
   if (ctx.json) {
     out(toJson(described.map((r) => {
