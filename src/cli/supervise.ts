@@ -14,12 +14,26 @@ export function formatSwap(r: SwapRecord): string {
   return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.from} -> ${r.to}: ${what}, ${r.micros.toFixed(0)} µs`;
 }
 
+/**
+ * A closed stderr or stdout (the terminal went away, `| head`) must not kill a
+ * supervisor that containers depend on: EPIPE on either is ignored.
+ */
+function survivePipes(): void {
+  for (const s of [process.stdout, process.stderr]) if (!s.listenerCount('error')) s.on('error', () => {});
+}
+
+function say(line: string): void {
+  try {
+    process.stderr.write(`${line}\n`);
+  } catch { /* stderr is gone */ }
+}
+
 /** Each swap as one JSON line in the swaps log (for `epolltrack daemon`), and on stderr with --verbose. */
 function swapSink(verbose: boolean): (r: SwapRecord) => void {
   const log = new SwapLogWriter();
   return (r) => {
     log.append(r);
-    if (verbose) process.stderr.write(`${formatSwap(r)}\n`);
+    if (verbose) say(formatSwap(r));
   };
 }
 
@@ -36,13 +50,13 @@ async function trackerFor(pinDir: string, fixup: boolean): Promise<{ tracker?: T
     return { tracker, done: () => { tracker.close(); if (ownPin) unload({ pinDir: ownPin }); } };
   } catch (err) {
     if (ownPin) unload({ pinDir: ownPin });
-    process.stderr.write(`epolltrack: no tracker (${(err as Error).message}); registrations come from the fdinfo way\n`);
+    say(`epolltrack: no tracker (${(err as Error).message}); registrations come from the fdinfo way`);
     return { done: () => {} };
   }
 }
 
 export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; verbose: boolean; pinDir: string; cmd: string[] }): Promise<number> {
-  process.env.UV_THREADPOOL_SIZE ??= '32';
+  survivePipes();
   const { tracker, done } = await trackerFor(o.pinDir, o.fixup);
   // Ctrl-C reaches the command too; we end when it does.
   const ignore = () => {};
@@ -52,6 +66,7 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
     const r = await supervise(o.cmd[0], o.cmd.slice(1), {
       redirects: o.redirects, fixup: o.fixup, tracker,
       onSwap: swapSink(o.verbose),
+      onError: (e) => say(`epolltrack: supervisor: ${e.message}`),
     });
     return r.code ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
   } finally {
@@ -62,15 +77,17 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
 }
 
 export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup: boolean; verbose: boolean; pinDir: string }): Promise<number> {
-  process.env.UV_THREADPOOL_SIZE ??= '32';
+  survivePipes();
   const { tracker, done } = await trackerFor(o.pinDir, o.fixup);
   try {
     const agent = await startAgent(o.socket, {
       redirects: o.redirects, fixup: o.fixup, tracker,
       onSwap: swapSink(o.verbose),
-      onContainer: o.verbose ? (c) => process.stderr.write(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})\n`) : undefined,
+      onError: (e) => say(`epolltrack: agent: ${e.message}`),
+      onContainer: o.verbose ? (c) => say(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})`) : undefined,
+      onContainerGone: o.verbose ? (c) => say(`epolltrack: container ${c.id ?? '?'} (pid ${c.pid ?? '?'}) gone: its listener closed`) : undefined,
     });
-    process.stderr.write(`epolltrack: agent listening on ${o.socket}\n`);
+    say(`epolltrack: agent listening on ${o.socket}`);
     const stop = () => agent.stop();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

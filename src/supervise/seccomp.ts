@@ -1,11 +1,14 @@
 /**
  * seccomp user notification, sockets and process memory (libc through
- * src/kernel/ffi.ts): the mechanics the supervisor is built from. Blocking
- * waits run on libuv's thread pool (koffi async calls), never on the event loop.
+ * src/kernel/ffi.ts): the mechanics the supervisor is built from. Waits go
+ * through the native poller (kernel/poller.ts), never on the event loop nor
+ * libuv's thread pool.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants } from 'node:os';
+import { errnoName } from '../kernel/errors.js';
 import { errno, libc } from '../kernel/ffi.js';
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, waitFd } from '../kernel/poller.js';
 import { AF_INET, AF_INET6, encodeSockaddr, type SockAddr } from './endpoint.js';
 
 export {
@@ -36,20 +39,14 @@ export interface Notification {
 /** libc, bound once in src/kernel/ffi.ts (the name `c` kept for existing callers). */
 export const c = libc;
 
-/** Wait (on the thread pool) until fd is ready for `events` or the timeout passes; resolves revents (0 on timeout). */
+/**
+ * Wait until fd is ready for `events` or the timeout passes; resolves revents (0 on timeout, -1 on
+ * error). No thread waits per fd: one native poller thread watches every waited-on fd (kernel/poller.ts).
+ */
 export function pollAsync(fd: number, events: number, timeoutMs: number): Promise<number> {
-  const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(events, 4);
-  return new Promise((resolve, reject) => {
-    c().poll.async(pfd, 1, timeoutMs, (err, r) => {
-      if (err) return reject(err);
-      if (r < 0) return resolve(-1);
-      resolve(pfd.readInt16LE(6) & 0xffff);
-    });
-  });
+  return waitFd(fd, events, { timeoutMs: Math.max(0, timeoutMs) }).catch(() => -1);
 }
-export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
+export { POLLERR, POLLHUP, POLLIN, POLLOUT };
 
 /** Receive one notification (the listener must be readable, or this blocks). */
 export function recvNotification(listenerFd: number): Notification | { errno: number } {
@@ -58,6 +55,28 @@ export function recvNotification(listenerFd: number): Notification | { errno: nu
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(b.readBigUInt64LE(32 + i * 8));
   return { id: b.readBigUInt64LE(0), pid: b.readUInt32LE(8), nr: b.readInt32LE(16), arch: b.readUInt32LE(20), args };
+}
+
+/**
+ * Why fd is not a seccomp listener, or undefined when it is: NOTIF_ID_VALID with
+ * an id nothing has answers ENOENT on a listener and ENOTTY/EINVAL/EBADF on
+ * any other file (a pipe, a regular file, a socket).
+ */
+export function listenerProblem(fd: number): string | undefined {
+  const b = Buffer.alloc(8);
+  if (c().ioctl(fd, NOTIF_ID_VALID, b) === 0) return undefined;
+  const e = errno();
+  if (e === ENOENT) return undefined;
+  return e === EBADF ? 'not an open fd' : `NOTIF_ID_VALID: ${errnoName(e)}`;
+}
+
+/** The positive errno a failed system call left in an error (Node's SystemError, ReplaceError), if any. */
+export function errnoOf(err: unknown): number | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code in constants.errno) return constants.errno[code as keyof typeof constants.errno];
+  const n = (err as { errno?: unknown }).errno;
+  return typeof n === 'number' && n !== 0 ? Math.abs(n) : undefined;
 }
 
 /** Is the notification still pending (the caller has not died or been interrupted)? */
@@ -101,7 +120,9 @@ export function readMemory(pid: number, addr: bigint, len: number): Buffer | und
   let fd: number;
   try {
     fd = openSync(`/proc/${pid}/mem`, 'r');
-  } catch {
+  } catch (err) {
+    // Out of fds is the supervisor's trouble, not a bad pointer of the caller's.
+    if (errnoOf(err) === EMFILE || errnoOf(err) === ENFILE) throw err;
     return undefined;
   }
   try {
@@ -120,7 +141,8 @@ export function tgidOf(tid: number): number | undefined {
   try {
     const m = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
     return m ? Number(m[1]) : undefined;
-  } catch {
+  } catch (err) {
+    if (errnoOf(err) === EMFILE || errnoOf(err) === ENFILE) throw err; // ours, not a vanished thread
     return undefined;
   }
 }
@@ -143,7 +165,7 @@ const SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8,
 const SO_PROTOCOL = 38, SO_DOMAIN = 39;
 const TCP_NODELAY = 1;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
-export const { EINPROGRESS, EIO, EINVAL, EFAULT, EBADF, ENOTSOCK, ETIMEDOUT } = constants.errno;
+export const { EINPROGRESS, EIO, EINVAL, EFAULT, EBADF, ENOTSOCK, ETIMEDOUT, EINTR, ENOENT, EMFILE, ENFILE } = constants.errno;
 
 function getInt(fd: number, level: number, name: number): number | undefined {
   const v = Buffer.alloc(4);

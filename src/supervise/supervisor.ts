@@ -7,10 +7,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { fstatSync } from 'node:fs';
+import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
 import { closeFd, takeFd } from '../kernel/ffi.js';
+import { readyNow, waitFd } from '../kernel/poller.js';
 import { replaceFd, ReplaceError } from './replace.js';
 import {
-  EBADF, EFAULT, EINPROGRESS, EIO, EINVAL, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
+  EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
   socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
@@ -26,6 +28,8 @@ export interface SupervisorOptions {
   tracker?: Tracker;
   /** how long a blocking caller's connect may take (default 30 s) */
   connectTimeoutMs?: number;
+  /** errors while serving, reported after the caller was answered (else 'error' events, if listened to) */
+  onError?: (err: Error) => void;
 }
 
 /** One intercepted connect that was redirected. */
@@ -43,6 +47,11 @@ export interface SwapRecord {
   micros: number;
 }
 
+/** The supervisor's own fd table (or the system's) is full: the caller gets that errno, and the cause is logged. */
+function outOfFds(e: number): string {
+  return `the supervisor is out of file descriptors (${errnoName(e)}): raise its RLIMIT_NOFILE (ulimit -n)`;
+}
+
 const SOCKADDR_MAX = 128; // sizeof(struct sockaddr_storage): the kernel's bound too
 
 export class Supervisor extends EventEmitter {
@@ -55,6 +64,8 @@ export class Supervisor extends EventEmitter {
   private readonly installed = new Map<string, bigint>();
   readonly swaps: SwapRecord[] = [];
   private stopped = false;
+  private readonly stopping = new AbortController();
+  private readonly onError?: (err: Error) => void;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -62,41 +73,63 @@ export class Supervisor extends EventEmitter {
     this.fixup = opts.fixup ?? true;
     this.tracker = opts.tracker;
     this.timeout = opts.connectTimeoutMs ?? 30000;
+    this.onError = opts.onError;
   }
 
   /**
-   * Serve a listener until no process uses its filter any more (or stop()).
-   * Notifications are handled concurrently: a slow connect does not hold up others.
+   * Serve a listener until no process uses its filter any more (POLLHUP), or stop().
+   * Notifications are handled concurrently: a slow connect does not hold up others,
+   * and waiting holds no thread (one native poller watches every listener).
+   * Rejects, before serving anything, when `listenerFd` is not a seccomp listener.
    */
   async serve(listenerFd: number): Promise<void> {
+    const why = listenerProblem(listenerFd);
+    if (why) throw new BadInputError(`fd ${listenerFd} is not a seccomp listener (${why}): hand the agent the fd of SECCOMP_FILTER_FLAG_NEW_LISTENER`);
     const inflight = new Set<Promise<void>>();
+    const { signal } = this.stopping;
     while (!this.stopped) {
-      const rev = await pollAsync(listenerFd, POLLIN, 200);
-      if (rev < 0) break;
-      if (rev & POLLIN) {
+      const rev = await waitFd(listenerFd, POLLIN, { signal });
+      if (!(rev & POLLIN)) {
+        if (rev & (POLLHUP | POLLERR)) break; // no task uses the filter any more
+        continue; // stopped
+      }
+      // Take every pending notification now; each is handled on its own.
+      do {
         const n = recvNotification(listenerFd);
-        if ('errno' in n) continue; // ENOENT: the caller went away before we received it
+        if ('errno' in n) {
+          if (n.errno === ENOENT || n.errno === EINTR) continue; // the caller went away before we received it
+          this.report(new EpolltrackError(`receiving a seccomp notification failed (${errnoName(n.errno)}): this listener is no longer served`));
+          return void (await Promise.all(inflight));
+        }
         const p = this.handle(listenerFd, n).catch((err: unknown) => {
-          this.emit('error', err);
-          // Never leave a caller stuck: a notification nobody answered gets EIO
-          // (answering twice is harmless: the second answer finds it gone).
-          if (notificationValid(listenerFd, n.id)) respond(listenerFd, n.id, { error: EIO });
+          // Never leave a caller stuck: a notification nobody answered gets an error first
+          // (answering twice is harmless: the second answer finds it gone), then the report.
+          if (notificationValid(listenerFd, n.id)) respond(listenerFd, n.id, { error: errnoOf(err) ?? EIO });
+          this.report(err);
         });
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
-        continue;
-      }
-      if (rev & (POLLHUP | POLLERR)) break; // no task uses the filter any more
+      } while (!this.stopped && readyNow(listenerFd, POLLIN) & POLLIN);
     }
     await Promise.all(inflight);
   }
 
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
   }
 
   close(): void {
     this.stop();
+  }
+
+  /** An error while serving: to `onError`, or to 'error' listeners; never thrown at the loop. */
+  private report(err: unknown): void {
+    const e = err instanceof Error ? err : new EpolltrackError(String(err));
+    try {
+      if (this.onError) this.onError(e);
+      else if (this.listenerCount('error')) this.emit('error', e);
+    } catch { /* a failing reporter must not stop the serving */ }
   }
 
   /** Wait for a connect to finish, giving up early when the caller goes away. */
@@ -157,6 +190,7 @@ export class Supervisor extends EventEmitter {
     let old = -1, fresh = -1;
     try {
       old = takeFd(tgid, fd);
+      if (old === -EMFILE || old === -ENFILE) return fail(-old, outOfFds(-old));
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
@@ -209,7 +243,7 @@ export class Supervisor extends EventEmitter {
       Object.assign(rec, { result: 'swapped', moved: r.moved.length, source: r.source });
     } catch (err) {
       if (err instanceof ReplaceError) fail(err.errno, err.message);
-      else fail(EINVAL, (err as Error).message);
+      else fail(errnoOf(err) ?? EINVAL, (err as Error).message);
     } finally {
       closeFd(fresh);
       closeFd(old);

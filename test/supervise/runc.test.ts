@@ -1,14 +1,18 @@
 /**
- * `epolltrack agent` with a real OCI runtime: runc (Debian's 1.1.5) runs a
- * container whose config has linux.seccomp.listenerPath = the agent's socket
- * and an SCMP_ACT_NOTIFY rule for connect(); runc sends the listener fd with
- * the OCI state JSON by SCM_RIGHTS. In the container (rootfs: busybox-static
- * and a static build of native/epclient; a fresh network namespace made by
- * runc, loopback only) epclient registers its socket in epoll before
- * connecting to 127.0.0.2:P, where nothing listens: only the agent's redirect
- * to the host's 127.0.0.1 can answer.
+ * `epolltrack agent` with real OCI runtimes as production nodes run them: runc
+ * (Debian's 1.1.5) and crun (Debian's 1.8) directly, and runc through
+ * containerd (Debian's 1.6, `ctr run --config`, the path Kubernetes nodes
+ * take), each with a container whose config has linux.seccomp.listenerPath =
+ * the agent's socket and an SCMP_ACT_NOTIFY rule for connect(); the runtime
+ * sends the listener fd with the OCI state JSON by SCM_RIGHTS. In the
+ * container (rootfs: busybox-static and a static build of native/epclient; a
+ * fresh network namespace, loopback only) epclient registers its socket in
+ * epoll before connecting to 127.0.0.2:P, where nothing listens: only the
+ * agent's redirect to the host's 127.0.0.1 can answer. containerd runs on
+ * socket, root and state dirs of the test's own and is stopped after.
  */
 import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,9 +26,25 @@ const FROM_PORT = 7000;
 
 interface ClientLine { i: number; pid: number; fd: number; connect: string; out: boolean; in: boolean; reply: string; mod: number; del: number }
 
-describe('agent: containers run by runc (linux.seccomp.listenerPath)', function () {
+interface Runtime {
+  name: string;
+  /** the programs it needs, from Debian packages */
+  needs: string[];
+  /** package names for the error message in CI */
+  packages: string;
+}
+
+const RUNTIMES: Runtime[] = [
+  { name: 'runc', needs: ['runc'], packages: 'runc' },
+  { name: 'crun', needs: ['crun'], packages: 'crun' },
+  { name: 'containerd (ctr)', needs: ['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc'], packages: 'containerd runc' },
+];
+
+for (const rt of RUNTIMES) describe(`agent: containers run by ${rt.name} (linux.seccomp.listenerPath)`, function () {
   this.timeout(60000);
   let runc = '';
+  let ctd: ChildProcess | undefined;
+  let ctdSock = '';
   let tmp = '';
   let bundle = '';
   let root = '';
@@ -37,17 +57,17 @@ describe('agent: containers run by runc (linux.seccomp.listenerPath)', function 
   const daemons: Daemon[] = [];
 
   before(async function () {
-    const r = which('runc');
+    const missing = rt.needs.filter((n) => !which(n));
     const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
-    if (!r || !busybox) {
-      if (IN_CI) throw new Error('runc and busybox-static are needed: scripts/setup.sh installs them');
+    if (missing.length || !busybox) {
+      if (IN_CI) throw new Error(`${[...missing, ...(busybox ? [] : ['busybox'])].join(', ')} needed: scripts/setup.sh installs ${rt.packages} busybox-static`);
       this.skip();
     }
-    runc = r!;
-    const t = await suiteTracker(this, 'runc');
+    runc = which(rt.needs[0])!;
+    const t = await suiteTracker(this, `rt-${rt.needs[0]}`);
     pinDir = t.pinDir;
     cleanupTracker = t.cleanup;
-    tmp = mkdtempSync(join(tmpdir(), 'ept-runc-'));
+    tmp = mkdtempSync(join(tmpdir(), `ept-${rt.needs[0]}-`));
     root = join(tmp, 'runc-root');
     bundle = join(tmp, 'bundle');
     const bin = join(bundle, 'rootfs', 'bin');
@@ -57,7 +77,7 @@ describe('agent: containers run by runc (linux.seccomp.listenerPath)', function 
     // A static epclient: the rootfs has no libc.
     const cc = await run(['cc', '-static', '-O2', '-o', join(bin, 'epclient'), join(packageRoot(), 'native', 'epclient.c'), '-lpthread'], 60000);
     if (cc.code !== 0) throw new Error(`cc -static epclient.c failed (libc6-dev has the static libc): ${cc.stderr}`);
-    const spec = await run([runc, 'spec', '--bundle', bundle], 10000);
+    const spec = await run([which('runc') ?? runc, 'spec', '--bundle', bundle], 10000);
     if (spec.code !== 0) throw new Error(`runc spec: ${spec.stderr}`);
 
     server = createServer((s) => {
@@ -66,16 +86,70 @@ describe('agent: containers run by runc (linux.seccomp.listenerPath)', function 
     });
     await new Promise<void>((res) => server!.listen(0, '127.0.0.1', res));
     port = (server.address() as { port: number }).port;
+    if (rt.name.startsWith('containerd')) await startContainerd();
   });
 
+  /** containerd on a socket, root and state of our own (no CRI plugin), as `containerd --config`. */
+  async function startContainerd(): Promise<void> {
+    const dir = join(tmp, 'containerd');
+    mkdirSync(dir);
+    ctdSock = join(dir, 'containerd.sock');
+    writeFileSync(join(dir, 'config.toml'), [
+      'version = 2', `root = "${join(dir, 'root')}"`, `state = "${join(dir, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]', `  address = "${ctdSock}"`, '[ttrpc]', `  address = "${ctdSock}.ttrpc"`,
+      '[debug]', '  address = ""', '[metrics]', '  address = ""', '',
+    ].join('\n'));
+    ctd = spawn(which('containerd')!, ['--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    ctd.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+    for (let i = 0; i < 200 && !log.includes('containerd successfully booted'); i++) {
+      if (ctd.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!log.includes('containerd successfully booted')) throw new Error(`containerd did not start:\n${log}`);
+  }
+
+  async function stopContainerd(): Promise<void> {
+    if (!ctd || ctd.exitCode !== null) return;
+    const gone = new Promise((r) => ctd!.once('close', r));
+    ctd.kill('SIGTERM');
+    const t = setTimeout(() => ctd?.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(t);
+  }
+
+  /**
+   * The runtime's command. crun refuses a hybrid cgroup hierarchy (v1 controllers plus
+   * /sys/fs/cgroup/unified, as on this project's VMs: "cgroups in hybrid mode not
+   * supported"): there it runs in a mount namespace of its own that sees cgroup2 at
+   * /sys/fs/cgroup, without cgroup management. On a pure v1 or v2 host (production nodes)
+   * it runs as is.
+   */
+  const runtime = () => (rt.name === 'crun' && existsSync('/sys/fs/cgroup/unified')
+    ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"', 'sh', runc, '--cgroup-manager=disabled']
+    : [runc]);
+
+  const ctrArgs = () => [which('ctr')!, '--address', ctdSock, '--namespace', `ept-${process.pid}`];
+
+  async function deleteContainer(id: string): Promise<void> {
+    if (ctd) {
+      await run([...ctrArgs(), 'task', 'kill', '-s', 'SIGKILL', id], 10000);
+      await run([...ctrArgs(), 'container', 'delete', id], 10000);
+    } else {
+      await run([...runtime(), '--root', root, 'delete', '--force', id], 10000);
+    }
+  }
+
   afterEach(async () => {
-    for (const id of ids.splice(0)) await run([runc, '--root', root, 'delete', '--force', id], 10000);
+    for (const id of ids.splice(0)) await deleteContainer(id);
     await Promise.all(daemons.splice(0).map((d) => d.stop()));
   });
 
   after(async () => {
-    for (const id of ids.splice(0)) await run([runc, '--root', root, 'delete', '--force', id], 10000);
+    for (const id of ids.splice(0)) await deleteContainer(id);
     await Promise.all(daemons.splice(0).map((d) => d.stop()));
+    await stopContainerd();
     if (server) await new Promise((r) => server!.close(r));
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     cleanupTracker();
@@ -87,7 +161,7 @@ describe('agent: containers run by runc (linux.seccomp.listenerPath)', function 
     const c = JSON.parse(readFileSync(path, 'utf8'));
     c.process.terminal = false;
     c.process.args = ['/bin/epclient', ...epclientArgs, '127.0.0.2', String(FROM_PORT)];
-    c.root = { path: 'rootfs', readonly: true };
+    c.root = { path: join(bundle, 'rootfs'), readonly: true }; // absolute: containerd's shim runs elsewhere
     c.hostname = 'epolltrack-test';
     // `runc spec` asks for new pid, network, ipc, uts and mount namespaces: the
     // network one is runc's own, with loopback only.
@@ -116,9 +190,11 @@ describe('agent: containers run by runc (linux.seccomp.listenerPath)', function 
     writeConfig(sock, epclientArgs);
     const id = `ept-${process.pid}-${seq++}`;
     ids.push(id);
-    const r = await run([runc, '--root', root, 'run', '--bundle', bundle, id], 20000);
+    const r = ctd
+      ? await run([...ctrArgs(), 'run', '--rm', '--config', join(bundle, 'config.json'), id], 30000)
+      : await run([...runtime(), '--root', root, 'run', '--bundle', bundle, id], 20000);
     const json = r.stdout.split('\n').find((l) => l.startsWith('{'));
-    if (r.code !== 0 || !json) throw new Error(`runc run exited ${r.code}: ${r.stdout}${r.stderr}`);
+    if (r.code !== 0 || !json) throw new Error(`${rt.name} run exited ${r.code}: ${r.stdout}${r.stderr}`);
     return { line: JSON.parse(json) as ClientLine, id, stdout: r.stdout, stderr: r.stderr };
   }
 
