@@ -4,7 +4,8 @@
  * container state JSON with the listener fd in SCM_RIGHTS, and close. This
  * program listens on PATH (mode 0600) and serves every connection at once, each
  * with a deadline, from one epoll loop. It never waits a fixed time: a message
- * is complete when the runtime closes its end.
+ * is complete when its JSON object is (runc and crun run in the foreground keep
+ * the connection open), or when the runtime closes its end.
  *
  * To the agent (stdout), length-prefixed records, native byte order:
  *   struct rec { u32 type; i32 fd; u32 conn; u32 len; } + len bytes
@@ -61,6 +62,7 @@ struct conn {
 	int fds[MAX_FDS];
 	int nfds;
 	int truncated;		/* the kernel dropped fds (MSG_CTRUNC) */
+	int depth, in_str, esc, started;	/* JSON scan: is the object complete? */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -166,6 +168,37 @@ static void finish(struct conn *c, const char *why)
 	drop(c);
 }
 
+/*
+ * Scan new bytes of the state JSON: 1 once the top-level object is complete.
+ * runc and crun run in the foreground keep the connection open for the
+ * container's life (the socket is not closed when they are done), so the end
+ * of the object, not EOF, ends the message.
+ */
+static int json_complete(struct conn *c, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (c->in_str) {
+			if (c->esc)
+				c->esc = 0;
+			else if (ch == '\\')
+				c->esc = 1;
+			else if (ch == '"')
+				c->in_str = 0;
+		} else if (ch == '"') {
+			c->in_str = 1;
+		} else if (ch == '{' || ch == '[') {
+			c->depth++;
+			c->started = 1;
+		} else if (ch == '}' || ch == ']') {
+			if (--c->depth == 0 && c->started)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 static void readable(struct conn *c)
 {
 	for (;;) {
@@ -218,6 +251,10 @@ static void readable(struct conn *c)
 			{ finish(c, NULL); return; }
 		c->len += n;
 		c->buf[c->len] = 0;
+		if (json_complete(c, c->buf + c->len - n, n) && c->nfds) {
+			finish(c, NULL);
+			return;
+		}
 	}
 }
 

@@ -183,11 +183,13 @@ describe('agent: many containers, faults, failure paths', function () {
     for (const k of idles) k.kill('SIGKILL');
     await waitCount(agent, /gone: its listener closed/g, 66, 20000);
     // Every listener and every other fd of those containers is closed again: the fd count is
-    // as before, and over 20 more containers one after another.
-    expect(agentFds(pid)).to.equal(fds0);
+    // no higher than before (a cache of the tracker's may have closed one meanwhile), and flat
+    // over 20 more containers one after another.
+    const fds1 = agentFds(pid);
+    expect(fds1).to.be.at.most(fds0);
     for (let i = 0; i < 20; i++) await servesNext(agent, sock);
     await waitCount(agent, /gone: its listener closed/g, 86, 20000);
-    expect(agentFds(pid)).to.equal(fds0);
+    expect(agentFds(pid)).to.equal(fds1);
   });
 
   it('10 blocking connects stuck on a full backlog do not hold up another container\'s connects', async () => {
