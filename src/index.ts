@@ -12,7 +12,7 @@ export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd, t
 export { replaceFd, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './supervise/replace.js';
 export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervise/supervisor.js';
 export { launch, supervise, type Launched, type SuperviseResult } from './supervise/launch.js';
-export { startAgent, type Agent, type ContainerInfo } from './supervise/agent.js';
+export { startAgent, type Agent, type AgentOptions, type ContainerInfo } from './supervise/agent.js';
 export {
   recvNotification, respond, notificationValid, parseEndpoint, endpointProblem, formatSockaddr, sameAddr, type Notification, type SockAddr,
 } from './supervise/seccomp.js';
