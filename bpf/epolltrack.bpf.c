@@ -30,15 +30,19 @@ const volatile __u32 targ_tgid = 0; /* only track this process (0: all) */
 /* Inputs of the iterators, written by user space before each run (.bss). */
 struct et_iter_in iter_in = {};
 
+/* Both caches are LRU: an entry no hook removed (a removal the kernel inlined,
+ * a hook that missed) is evicted when room is needed, so stale entries cannot
+ * pile up and a full map never refuses a new entry. Every entry is a hint that
+ * is verified on use. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct et_reg_key);
 	__type(value, struct et_reg_val);
 } regs SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct et_loc);
@@ -177,15 +181,28 @@ static __always_inline bool tgid_wanted(__u32 tgid)
 	return targ_tgid == 0 || targ_tgid == tgid;
 }
 
+/* The id that names @task's fd table: its process id when it shares the group
+ * leader's table, its own thread id after unshare(CLONE_FILES). A zombie
+ * leader has no table: its live threads name theirs by thread id. */
+static __always_inline __u32 table_owner(struct task_struct *task)
+{
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (files && files == BPF_CORE_READ(task, group_leader, files))
+		return tgid;
+	return BPF_CORE_READ(task, pid);
+}
+
 /* ---- the handlers ---------------------------------------------------------- */
 
-/* Record that an epoll fd of @ep can be found at @tgid:@fd. */
-static __always_inline void note_epoll(__u64 ep, __u32 tgid, __u32 fd)
+/* Record that an epoll fd of @ep can be found at @tid:@fd (tid: table_owner()). */
+static __always_inline void note_epoll(__u64 ep, __u32 tid, __u32 fd)
 {
-	struct et_loc loc = { .tgid = tgid, .fd = fd };
+	struct et_loc loc = { .tid = tid, .fd = fd };
 	struct et_loc *old = bpf_map_lookup_elem(&epolls, &ep);
 
-	if (old && old->tgid == tgid && old->fd == fd)
+	if (old && old->tid == tid && old->fd == fd)
 		return;
 	if (bpf_map_update_elem(&epolls, &ep, &loc, BPF_ANY))
 		stat_inc(ET_STAT_EPOLLS_FULL);
@@ -225,7 +242,7 @@ static __always_inline void handle_ctl(int epfd, int op, int fd)
 	if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD)
 		return;
 	stat_inc(op == EPOLL_CTL_ADD ? ET_STAT_ADD : ET_STAT_MOD);
-	note_epoll(ep, tgid, epfd);
+	note_epoll(ep, table_owner(task), epfd);
 
 	/* Read the registration back from the kernel rather than from the
 	 * caller's buffer: the kernel adds EPOLLERR|EPOLLHUP, and another thread
@@ -262,7 +279,7 @@ static __always_inline void handle_create(int fd)
 		return;
 	f = fd_file(task, fd);
 	if (f)
-		note_epoll((__u64)BPF_CORE_READ(f, private_data), tgid, fd);
+		note_epoll((__u64)BPF_CORE_READ(f, private_data), table_owner(task), fd);
 }
 
 /* One epitem is being removed from its epoll instance. */
@@ -315,7 +332,7 @@ static __always_inline void handle_close(int fd)
 		return;
 	priv = (__u64)BPF_CORE_READ(f, private_data);
 	loc = bpf_map_lookup_elem(&epolls, &priv);
-	if (loc && loc->tgid == tgid && loc->fd == (__u32)fd)
+	if (loc && loc->tid == table_owner(task) && loc->fd == (__u32)fd)
 		bpf_map_delete_elem(&epolls, &priv);
 	if (BPF_CORE_READ(f, f_ep) && file_has_one_ref(f))
 		handle_release_file(f);
@@ -516,8 +533,11 @@ static __always_inline bool ep_at(struct task_struct *task, __u32 fd, __u64 ep)
 	return f && (__u64)BPF_CORE_READ(f, private_data) == ep;
 }
 
-/* lookup: run with a link bound to one task; reports the file at want_fd and
- * every live registration of that file, each with a checked epoll location. */
+/* lookup (kernels without bpf_task_from_pid, < v6.2): run with a link bound to
+ * one task; reports every live registration of the file at want_fd, each with
+ * a location checked when it is in the visited table, then the header LAST.
+ * One pass over the epitem list: a count pass before a write pass would let
+ * another CPU's EPOLL_CTL_ADD between them cut the oldest registration. */
 SEC("iter/task")
 int lookup(struct bpf_iter__task *ctx)
 {
@@ -527,12 +547,13 @@ int lookup(struct bpf_iter__task *ctx)
 	struct et_lookup_item item;
 	struct hlist_node *node;
 	struct file *file;
-	__u32 tgid, n = 0;
+	__u32 tgid, owner, n = 0;
 	int i;
 
 	if (!task)
 		return 0;
 	tgid = task->tgid;
+	owner = table_owner(task);
 	hdr.magic = ET_LOOKUP_MAGIC;
 	hdr.tgid = tgid;
 	if (!task->files) {
@@ -560,18 +581,6 @@ int lookup(struct bpf_iter__task *ctx)
 	hdr.priv = (__u64)BPF_CORE_READ(file, private_data);
 	hdr.f_op = (__u64)BPF_CORE_READ(file, f_op);
 
-	/* Count first so the header can lead the records. */
-	node = f_ep_first(file);
-	for (i = 0; i < ET_MAX_EPI && node; i++) {
-		if (!epi_dying(epi_of(node)))
-			n++;
-		node = BPF_CORE_READ(node, next);
-	}
-	if (node)
-		hdr.flags |= ET_LK_TRUNCATED;
-	hdr.nitems = n;
-	bpf_seq_write(seq, &hdr, sizeof(hdr));
-
 	node = f_ep_first(file);
 	for (i = 0; i < ET_MAX_EPI && node; i++) {
 		struct epitem *epi = epi_of(node);
@@ -591,29 +600,70 @@ int lookup(struct bpf_iter__task *ctx)
 		/* Candidate locations: the epolls map, then the registration's own. */
 		loc = bpf_map_lookup_elem(&epolls, &item.ep);
 		if (loc) {
-			item.loc_tgid = loc->tgid;
+			item.loc_tid = loc->tid;
 			item.loc_fd = loc->fd;
 			item.loc_state = ET_LOC_REMOTE;
-			if (loc->tgid == tgid)
+			if (loc->tid == owner) {
+				item.loc_tgid = tgid;
 				item.loc_state = ep_at(task, loc->fd, item.ep) ? ET_LOC_VERIFIED : ET_LOC_STALE;
+			}
 		}
 		if (item.loc_state != ET_LOC_VERIFIED) {
 			key.file = (__u64)file;
 			key.ep = item.ep;
 			key.tfd = item.tfd;
 			rv = bpf_map_lookup_elem(&regs, &key);
-			if (rv && rv->ep_tgid == tgid && ep_at(task, rv->ep_fd, item.ep)) {
-				item.loc_tgid = rv->ep_tgid;
+			if (rv && rv->ep_tgid == owner && ep_at(task, rv->ep_fd, item.ep)) {
+				item.loc_tgid = tgid;
+				item.loc_tid = owner;
 				item.loc_fd = rv->ep_fd;
 				item.loc_state = ET_LOC_VERIFIED;
-			} else if (rv && item.loc_state != ET_LOC_REMOTE && rv->ep_tgid != tgid) {
-				item.loc_tgid = rv->ep_tgid;
+			} else if (rv && item.loc_state != ET_LOC_REMOTE && rv->ep_tgid != owner) {
+				item.loc_tid = rv->ep_tgid;
 				item.loc_fd = rv->ep_fd;
 				item.loc_state = ET_LOC_REMOTE;
 			}
 		}
 		bpf_seq_write(seq, &item, sizeof(item));
+		n++;
 	}
+	if (node)
+		hdr.flags |= ET_LK_TRUNCATED;
+	hdr.nitems = n;
+	bpf_seq_write(seq, &hdr, sizeof(hdr));
+	return 0;
+}
+
+struct seed_walk {
+	struct seq_file *seq;
+	struct file *file;
+	struct hlist_node *node;
+	__u32 tgid, owner, fd;
+};
+
+/* One epitem of a file met by the seed walk. */
+static long seed_one(__u32 i, struct seed_walk *sw)
+{
+	struct hlist_node *node = sw->node;
+	struct et_seed_rec rec = {};
+	struct epitem *epi;
+
+	if (!node)
+		return 1;
+	epi = epi_of(node);
+	sw->node = BPF_CORE_READ(node, next);
+	if (epi_dying(epi))
+		return 0;
+	rec.kind = ET_SEED_REG;
+	rec.tgid = sw->tgid;
+	rec.fd = sw->fd;
+	rec.tfd = BPF_CORE_READ(epi, ffd.fd);
+	rec.file = (__u64)sw->file;
+	rec.ep = (__u64)BPF_CORE_READ(epi, ep);
+	rec.events = BPF_CORE_READ(epi, event.events);
+	rec.data = BPF_CORE_READ(epi, event.data);
+	rec.tid = sw->owner;
+	bpf_seq_write(sw->seq, &rec, sizeof(rec));
 	return 0;
 }
 
@@ -625,16 +675,16 @@ int seed(struct bpf_iter__task_file *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
+	struct seed_walk sw = {};
 	struct et_seed_rec rec;
-	struct hlist_node *node;
-	__u32 tgid;
-	int i;
+	__u32 tgid, owner;
 
 	if (!task || !file)
 		return 0;
 	tgid = task->tgid;
 	if (!tgid_wanted(tgid))
 		return 0;
+	owner = table_owner(task);
 
 	if (iter_in.epoll_fops && (__u64)file->f_op == iter_in.epoll_fops) {
 		__builtin_memset(&rec, 0, sizeof(rec));
@@ -643,27 +693,303 @@ int seed(struct bpf_iter__task_file *ctx)
 		rec.fd = ctx->fd;
 		rec.file = (__u64)file;
 		rec.ep = (__u64)file->private_data;
+		rec.tid = owner;
 		bpf_seq_write(seq, &rec, sizeof(rec));
 	}
 
-	node = f_ep_first(file);
-	for (i = 0; i < ET_MAX_EPI && node; i++) {
-		struct epitem *epi = epi_of(node);
+	sw.seq = seq;
+	sw.file = file;
+	sw.node = f_ep_first(file);
+	sw.tgid = tgid;
+	sw.owner = owner;
+	sw.fd = ctx->fd;
+	/* Every epitem of the file, however many epolls hold it. */
+	bpf_loop(1 << 16, seed_one, &sw, 0);
+	return 0;
+}
 
-		node = BPF_CORE_READ(node, next);
-		if (epi_dying(epi))
-			continue;
-		__builtin_memset(&rec, 0, sizeof(rec));
-		rec.kind = ET_SEED_REG;
-		rec.tgid = tgid;
-		rec.fd = ctx->fd;
-		rec.tfd = BPF_CORE_READ(epi, ffd.fd);
-		rec.file = (__u64)file;
-		rec.ep = (__u64)BPF_CORE_READ(epi, ep);
-		rec.events = BPF_CORE_READ(epi, event.events);
-		rec.data = BPF_CORE_READ(epi, event.data);
-		bpf_seq_write(seq, &rec, sizeof(rec));
+/* ---- the lookup program ---------------------------------------------------- */
+
+/* v6.2 "bpf: Add bpf_task_from_pid() kfunc". Weak: on older kernels the object
+ * still loads without the lookup programs, and the tracker probes for them by
+ * trying to load them (src/tracker/tracker.ts), never by version number. */
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym __weak;
+extern void bpf_task_release(struct task_struct *p) __ksym __weak;
+/* v6.2 "bpf: Add kfunc bpf_rcu_read_lock/unlock()": the epitem list is walked
+ * under RCU, as the kernel's own readers do (ep_remove frees epitems after a
+ * grace period), so a concurrent EPOLL_CTL_DEL cannot free a node under us. */
+extern void bpf_rcu_read_lock(void) __ksym __weak;
+extern void bpf_rcu_read_unlock(void) __ksym __weak;
+
+/* The reference count of @file (v6.13 "fs: port files to file_ref": f_ref
+ * counts from 0 for one reference, f_count from 1). Uses the flavours above. */
+static __always_inline __u64 file_refs(struct file *file)
+{
+	struct file___x *fx = (void *)file;
+	struct file___o *fo = (void *)file;
+
+	if (bpf_core_field_exists(fx->f_ref))
+		return BPF_CORE_READ(fx, f_ref.refcnt.counter) + 1;
+	return BPF_CORE_READ(fo, f_count.counter);
+}
+
+/* Is @ep open at @fd of the task with id @tid? On success, *@tgid is its process. */
+static __always_inline bool ep_at_tid(__u32 tid, __u32 fd, __u64 ep, __u32 *tgid)
+{
+	struct task_struct *t = bpf_task_from_pid(tid);
+	bool ok = false;
+
+	if (!t)
+		return false;
+	/* A location names a table by its owner: a thread that shares its
+	 * leader's table is not a location of its own. */
+	if (table_owner(t) == tid) {
+		ok = ep_at(t, fd, ep);
+		*tgid = BPF_CORE_READ(t, tgid);
 	}
+	bpf_task_release(t);
+	return ok;
+}
+
+#define SCAN_CHUNK 16
+
+/* The items of the last answer. The context holds the header; the items go
+ * here, in a global that user space maps (libbpf makes .data.* mmap-able):
+ * a syscall program cannot index its context with a variable. Each tracker
+ * loads its own copy of the object, and runs one lookup at a time. */
+struct et_lookup_item answer[ET_SYS_BIG] SEC(".data.answer") = {};
+
+struct walk_ctx {
+	struct task_struct *task;
+	struct fdt_view fdt;
+	struct hlist_node *node;
+	__u32 cap, n, total, tgid, owner, nwant;
+	__u64 want[ET_SYS_WANT];    /* epolls with no verified location yet ... */
+	__u32 want_idx[ET_SYS_WANT]; /* ... and the item each belongs to */
+	struct file *file;
+	__u32 found;                /* COPIES: copies found so far */
+	__u32 refs;
+	__u64 epoll_fops;
+	__u32 scanned;
+	__u32 unlocated;
+	__u32 nleft;                /* wanted epolls not found yet */
+	struct file *slots[SCAN_CHUNK]; /* fd-table slots read ahead by the scans */
+	__u32 found_fd;             /* the scan found want[0] at this fd */
+};
+
+
+/* Step @i: the i-th epitem of the file, copied to answer[i] with its location
+ * if one checks out (a dying one is marked, user space skips it). answer[] is
+ * indexed by the step, never by a counter: a counter would be a precise value
+ * that differs at every step, and the verifier would never converge. */
+static long walk_one(__u32 i, struct walk_ctx *w)
+{
+	struct et_lookup_item item = {};
+	struct hlist_node *node = w->node;
+	struct epitem *epi;
+	struct et_loc *loc;
+
+	if (!node)
+		return 1;
+	epi = epi_of(node);
+	w->node = BPF_CORE_READ(node, next);
+	w->total = i + 1;
+	if (i >= w->cap || i >= ET_SYS_BIG)
+		return 0; /* keep counting: the caller learns the answer did not fit */
+	w->n = i + 1;
+	item.ep = (__u64)BPF_CORE_READ(epi, ep);
+	item.tfd = BPF_CORE_READ(epi, ffd.fd);
+	item.events = BPF_CORE_READ(epi, event.events);
+	item.data = BPF_CORE_READ(epi, event.data);
+	if (epi_dying(epi)) {
+		item.loc_state = ET_LOC_DYING;
+		goto out;
+	}
+	loc = bpf_map_lookup_elem(&epolls, &item.ep);
+	if (loc) {
+		__u32 tid = loc->tid, fd = loc->fd, tgid = 0;
+
+		if (tid == w->owner ? ep_at(w->task, fd, item.ep) : ep_at_tid(tid, fd, item.ep, &tgid)) {
+			item.loc_tid = tid;
+			item.loc_tgid = tid == w->owner ? w->tgid : tgid;
+			item.loc_fd = fd;
+			item.loc_state = ET_LOC_VERIFIED;
+		}
+	}
+	if (item.loc_state != ET_LOC_VERIFIED) {
+		if (!w->nwant) {
+			w->want[0] = item.ep;
+			w->want_idx[0] = i;
+			w->nwant = 1;
+			w->nleft = 1;
+		} else {
+			w->unlocated = 1;
+		}
+	}
+out:
+	barrier_var(i);
+	answer[i & (ET_SYS_BIG - 1)] = item;
+	return 0;
+}
+
+/* One epoll file met by the scan at @fd: is it the one we want? */
+static __always_inline void scan_match(struct walk_ctx *w, __u64 priv, __u32 fd)
+{
+	if (!w->nleft || w->want[0] != priv)
+		return;
+	w->nleft = 0;
+	w->found_fd = fd;
+}
+
+/* Slot @i of the task's fd table, read 16 slots at a time (one
+ * bpf_probe_read_kernel per 16 slots, one slot per bpf_loop step: the step
+ * is verified once, not once per slot). */
+static __always_inline struct file *slot_at(struct walk_ctx *w, __u32 i)
+{
+	if ((i & (SCAN_CHUNK - 1)) == 0) {
+		__builtin_memset(w->slots, 0, sizeof(w->slots));
+		bpf_probe_read_kernel(w->slots, sizeof(w->slots), &w->fdt.arr[i]);
+	}
+	return w->slots[i & (SCAN_CHUNK - 1)];
+}
+
+/* The task's fd table, lowest first: note every wanted epoll met. */
+static long scan_step(__u32 i, struct walk_ctx *w)
+{
+	struct file *f;
+
+	if (i >= w->fdt.max_fds)
+		return 1;
+	f = slot_at(w, i);
+	if (f && (__u64)BPF_CORE_READ(f, f_op) == w->epoll_fops)
+		scan_match(w, (__u64)BPF_CORE_READ(f, private_data), i);
+	return w->nleft == 0; /* every wanted epoll found: stop */
+}
+
+/* The task's fd table: every fd holding w->file. */
+static long copies_step(__u32 i, struct walk_ctx *w)
+{
+	__u32 n = w->found;
+
+	if (i >= w->fdt.max_fds)
+		return 1;
+	if (slot_at(w, i) != w->file)
+		return 0;
+	w->found = n + 1;
+	if (n < w->cap && n < ET_SYS_BIG) {
+		barrier_var(n); /* keep the mask: the verifier needs it */
+		answer[n & (ET_SYS_BIG - 1)].tfd = i;
+	}
+	/* Every reference found in this table: stop (other references, e.g. in
+	 * other processes or in flight, make the scan run to the end). */
+	return w->found >= w->refs;
+}
+
+/* lookup_fd: one question in, the answer out (header in the context, items in
+ * answer[]). One BPF_PROG_RUN, no iterator, no per-pid state. */
+SEC("syscall")
+int lookup_fd(struct et_sys_hdr *hdr)
+{
+	__u32 room = ET_SYS_BIG;
+	struct walk_ctx w = {};
+	struct task_struct *task;
+	struct file *file;
+	__u32 fd = hdr->fd, cap = hdr->cap;
+
+	hdr->status = ET_SYS_OK;
+	hdr->flags = 0;
+	hdr->nitems = 0;
+	hdr->total = 0;
+	hdr->scanned = 0;
+	task = bpf_task_from_pid(hdr->pid);
+	if (!task) {
+		hdr->status = ET_SYS_NO_TASK;
+		return 0;
+	}
+	/* The fd table, its files and their epitem lists are read under RCU,
+	 * as the kernel's lockless readers do. */
+	bpf_rcu_read_lock();
+	w.task = task;
+	w.cap = cap < room ? cap : room;
+	w.tgid = BPF_CORE_READ(task, tgid);
+	w.owner = table_owner(task);
+	w.epoll_fops = hdr->epoll_fops;
+	hdr->tgid = w.tgid;
+	hdr->tid = w.owner;
+	if (!fdt_of(task, &w.fdt)) {
+		hdr->status = ET_SYS_NO_FILES;
+		goto out;
+	}
+	file = fdt_file(&w.fdt, fd);
+	if (!file) {
+		hdr->status = ET_SYS_BAD_FD;
+		goto out;
+	}
+	w.file = file;
+	hdr->file = (__u64)file;
+	hdr->priv = (__u64)BPF_CORE_READ(file, private_data);
+	hdr->f_op = (__u64)BPF_CORE_READ(file, f_op);
+	{
+		/* close-on-exec lives in the fd table's bitmap, not in the file */
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		unsigned long *coe = BPF_CORE_READ(fdt, close_on_exec);
+		unsigned long word = 0;
+
+		bpf_probe_read_kernel(&word, sizeof(word), &coe[fd / 64]);
+		if (word & (1UL << (fd % 64)))
+			hdr->flags |= ET_SYS_CLOEXEC;
+	}
+
+	if (hdr->op == ET_OP_COPIES) {
+		w.refs = file_refs(file);
+		hdr->refs = w.refs;
+		if (w.refs <= 1) {
+			/* A single reference: this fd is the only copy, no scan. */
+			if (w.cap)
+				answer[0].tfd = fd;
+			w.found = 1;
+		} else {
+			bpf_loop(w.fdt.max_fds, copies_step, &w, 0);
+		}
+		hdr->total = w.found;
+		hdr->nitems = w.found < w.cap ? w.found : w.cap;
+		hdr->scanned = w.scanned;
+		goto out;
+	}
+
+	/* One pass over the file's epitems, written as they are read: the
+	 * answer is a snapshot of the list as this walk saw it. */
+	w.node = f_ep_first(file);
+	bpf_loop(room + 4096, walk_one, &w, 0);
+	if (w.node)
+		w.unlocated++; /* longer than we walk: cannot happen below 1024+4096 */
+	hdr->nitems = w.n;
+	hdr->total = w.total;
+	if (w.nwant && w.epoll_fops) {
+		/* Unknown epolls: look in the task's own table, lowest fds first. */
+		hdr->flags |= ET_SYS_SCANNED;
+		bpf_loop(w.fdt.max_fds, scan_step, &w, 0);
+		hdr->scanned = w.scanned;
+		if (w.nleft == 0) {
+			__u32 idx = w.want_idx[0];
+			struct et_lookup_item *it;
+
+			note_epoll(w.want[0], w.owner, w.found_fd);
+			barrier_var(idx);
+			it = &answer[idx & (ET_SYS_BIG - 1)];
+			it->loc_tgid = w.tgid;
+			it->loc_tid = w.owner;
+			it->loc_fd = w.found_fd;
+			it->loc_state = ET_LOC_VERIFIED;
+		} else {
+			w.unlocated++;
+		}
+	}
+	if (w.unlocated)
+		hdr->flags |= ET_SYS_UNLOCATED;
+out:
+	bpf_rcu_read_unlock();
+	bpf_task_release(task);
 	return 0;
 }
 
@@ -683,3 +1009,7 @@ BTF_KEEP(enum et_lookup_status, lookup_status);
 BTF_KEEP(enum et_lookup_flags, lookup_flags);
 BTF_KEEP(enum et_loc_state, loc_state);
 BTF_KEEP(enum et_seed_kind, seed_kind);
+BTF_KEEP(struct et_sys_hdr, sys_hdr);
+BTF_KEEP(enum et_sys_op, sys_op);
+BTF_KEEP(enum et_sys_status, sys_status);
+BTF_KEEP(enum et_sys_flags, sys_flags);

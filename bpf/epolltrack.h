@@ -26,9 +26,11 @@ struct et_reg_val {
 	__u32 pad;
 };
 
-/* epolls: where an fd of an epoll instance can be found. A hint: always verified. */
+/* epolls: where an fd of an epoll instance can be found. A hint: always verified.
+ * tid names the task whose fd table holds it: the process id when that table is
+ * the group leader's, a thread id when the thread has a table of its own. */
 struct et_loc {
-	__u32 tgid;
+	__u32 tid;
 	__u32 fd;
 };
 
@@ -83,6 +85,7 @@ enum et_loc_state {
 	ET_LOC_VERIFIED = 1, /* location is in the visited task and was checked in-kernel */
 	ET_LOC_REMOTE = 2,   /* location is in another process: user space verifies it */
 	ET_LOC_STALE = 3,    /* location was in the visited task but no longer refers to ep */
+	ET_LOC_DYING = 4,    /* lookup_fd: an epitem being torn down (not a registration any more) */
 };
 
 struct et_lookup_item {
@@ -93,7 +96,7 @@ struct et_lookup_item {
 	__u32 loc_tgid;
 	__u32 loc_fd;
 	__u32 loc_state;
-	__u32 pad;
+	__u32 loc_tid;  /* task whose fd table holds loc_fd (== loc_tgid unless it has its own table) */
 };
 
 /* Output of the seed iterator (cold start and resync): one record per live
@@ -112,7 +115,50 @@ struct et_seed_rec {
 	__u64 ep;     /* struct eventpoll * */
 	__u64 data;   /* REG: live data */
 	__u32 events; /* REG: live events */
-	__u32 pad;
+	__u32 tid;    /* task whose fd table was visited (tgid unless it has its own table) */
+};
+
+/* ---- the lookup program (SEC("syscall"), run with BPF_PROG_RUN) -------------
+ * One run answers one question: the header in its context buffer, the items in
+ * the global answer[] (at most ET_SYS_BIG; `total` says how many there were). */
+#define ET_SYS_BIG 1024
+#define ET_SYS_WANT 1 /* unknown epoll instances looked for in one fd-table scan; more: host walk */
+
+enum et_sys_op {
+	ET_OP_LOOKUP = 0, /* the file's live epitems, each with a verified location */
+	ET_OP_COPIES = 1, /* every fd of the task's table holding the same file (items[].tfd) */
+};
+
+enum et_sys_status {
+	ET_SYS_OK = 0,
+	ET_SYS_NO_TASK = 1,  /* no task with that id */
+	ET_SYS_NO_FILES = 2, /* the task has no fd table (exited, or a zombie group leader) */
+	ET_SYS_BAD_FD = 3,   /* no file at that fd */
+};
+
+enum et_sys_flags {
+	ET_SYS_CLOEXEC = 1,   /* the fd has close-on-exec set */
+	ET_SYS_SCANNED = 2,   /* the task's fd table was scanned for unknown epolls */
+	ET_SYS_UNLOCATED = 4, /* some item has no verified location (user space walks the host) */
+};
+
+struct et_sys_hdr {
+	__u32 op;          /* in */
+	__u32 pid;         /* in: task id (process or thread) */
+	__u32 fd;          /* in */
+	__u32 cap;         /* in: item slots after the header (<= the program's room) */
+	__u64 epoll_fops;  /* in: f_op of an epoll file */
+	__u32 status;      /* out */
+	__u32 flags;       /* out */
+	__u32 tgid;        /* out: process of the task */
+	__u32 tid;         /* out: owner of the fd table read (tgid unless the task has its own) */
+	__u32 nitems;      /* out: items written */
+	__u32 total;       /* out: live items seen; > nitems when they did not fit */
+	__u64 file;        /* out: struct file * at fd */
+	__u64 priv;        /* out: its private_data */
+	__u64 f_op;        /* out */
+	__u32 refs;        /* out (COPIES): the file's reference count */
+	__u32 scanned;     /* out: fd slots read by the scan */
 };
 
 #endif /* __EPOLLTRACK_H */

@@ -15,7 +15,8 @@ import { readStats, learnEpollFops, mapPinPath, openPinnedMaps, closeMaps, seedM
 import type { Pointer } from '../src/kernel/ffi.js';
 import { EP_KEY_SIZE, REG_KEY_SIZE, VAR_OFFSET } from '../src/kernel/layout.js';
 import {
-  DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODES, PINNED_MAPS, STATE_DIR, type Mode,
+  AUTO_MODES, DEFAULT_MAX_EPOLLS, DEFAULT_MAX_REGS, DEFAULT_PIN_DIR, HOOKS, ITER_PROG, MAP, MODE_COST, MODES, PINNED_MAPS, STATE_DIR,
+  type Mode,
 } from '../src/kernel/names.js';
 import { hasBtf, planModes } from './probe.js';
 
@@ -66,9 +67,9 @@ export function preflight(pinDir: string): void {
   }
 }
 
+/** Loaded: the maps are pinned and the links dir is there (empty in lazy mode, which attaches nothing). */
 export function isLoaded(pinDir = DEFAULT_PIN_DIR): boolean {
-  return PINNED_MAPS.every((m) => existsSync(mapPinPath(pinDir, m)))
-    && existsSync(join(pinDir, 'links')) && readdirSync(join(pinDir, 'links')).length > 0;
+  return PINNED_MAPS.every((m) => existsSync(mapPinPath(pinDir, m))) && existsSync(join(pinDir, 'links'));
 }
 
 export function readState(pinDir = DEFAULT_PIN_DIR): LoadState | undefined {
@@ -119,7 +120,7 @@ function loadMode(mode: Mode, hooks: { prog: string; target: string; required: b
     const fds = openPinnedMaps(pinDir);
     let seed: SeedResult;
     try {
-      seed = seedMaps(obj, fds, learnEpollFops(obj));
+      seed = seedMaps(obj, fds, learnEpollFops(obj), mode !== 'lazy');
     } finally {
       closeMaps(fds);
     }
@@ -154,7 +155,8 @@ export function load(options: LoadOptions = {}): LoadResult {
   rmSync(opts.pinDir, { recursive: true, force: true });
 
   const plans = planModes();
-  const order: Mode[] = opts.mode === 'auto' ? [...MODES] : [opts.mode];
+  // auto never takes tracepoint mode: it slows every syscall on the host.
+  const order: Mode[] = opts.mode === 'auto' ? [...AUTO_MODES] : [opts.mode];
   const notTaken: Partial<Record<Mode, string>> = {};
   let lastErr: unknown;
   for (const mode of order) {
@@ -196,7 +198,7 @@ export function unload(options: { pinDir?: string } = {}): { removed: boolean } 
  */
 function stateFromPins(pinDir: string): Partial<LoadState> {
   const progs = readdirSync(join(pinDir, 'links'));
-  const mode = MODES.find((m) => HOOKS[m].some((h) => progs.includes(h.prog)));
+  const mode = MODES.find((m) => HOOKS[m].some((h) => progs.includes(h.prog))) ?? 'lazy';
   return { mode, hooks: mode ? HOOKS[mode].filter((h) => progs.includes(h.prog)).map(({ prog, target }) => ({ prog, target })) : [] };
 }
 
@@ -208,6 +210,8 @@ export interface Status {
   notTaken?: Partial<Record<Mode, string>>;
   /** availability of each mode on this kernel right now (static probes, no trial load) */
   modes: Record<Mode, string>;
+  /** what each mode costs the rest of the host */
+  costs: Record<Mode, string>;
   maps?: { regs: { entries: number; capacity: number }; epolls: { entries: number; capacity: number } };
   counters?: Record<string, string>;
   loadedAt?: string;
@@ -218,13 +222,14 @@ export function status(options: { pinDir?: string } = {}): Status {
   requireRoot();
   const plans = planModes();
   const modes = Object.fromEntries(MODES.map((m) => [m, plans[m].unavailable ? `unavailable: ${plans[m].unavailable}` : 'available'])) as Record<Mode, string>;
-  if (!isLoaded(pinDir)) return { loaded: false, pinDir, modes };
+  const costs = { ...MODE_COST };
+  if (!isLoaded(pinDir)) return { loaded: false, pinDir, modes, costs };
   const st = readState(pinDir) ?? stateFromPins(pinDir);
   const fds = openPinnedMaps(pinDir);
   try {
     const counters = Object.fromEntries(Object.entries(readStats(fds.stats)).map(([k, v]) => [k, v.toString()]));
     return {
-      loaded: true, pinDir, mode: st?.mode, hooks: st?.hooks, notTaken: st?.notTaken, modes, loadedAt: st?.loadedAt,
+      loaded: true, pinDir, mode: st?.mode, hooks: st?.hooks, notTaken: st?.notTaken, modes, costs, loadedAt: st?.loadedAt,
       maps: {
         regs: { entries: countEntries(fds.regs, REG_KEY_SIZE), capacity: st?.maxRegs ?? DEFAULT_MAX_REGS },
         epolls: { entries: countEntries(fds.epolls, EP_KEY_SIZE), capacity: st?.maxEpolls ?? DEFAULT_MAX_EPOLLS },

@@ -84,6 +84,8 @@ export function planModes(): Record<Mode, ModePlan> {
       !hasBtf() ? 'no kernel BTF (/sys/kernel/btf/vmlinux)' : undefined),
     kprobe: plan('kprobe', (h) => exact.has(h.target),
       !kprobesAvailable() ? 'kernel has no kprobes (CONFIG_KPROBES off or no kprobe PMU)' : undefined),
+    // No hooks: needs only BTF and the iterators/lookup programs every mode loads.
+    lazy: plan('lazy', () => true, !hasBtf() ? 'no kernel BTF (/sys/kernel/btf/vmlinux)' : undefined),
     tracepoint: plan('tracepoint', (h) => tracefs !== undefined && existsSync(`${tracefs}/events/${h.target}`),
       tracefs === undefined ? 'tracefs is not mounted: mount -t tracefs none /sys/kernel/tracing' : undefined),
   };

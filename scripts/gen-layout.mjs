@@ -70,11 +70,11 @@ export function readLayout(objectPath, headerText) {
   const hdr = /^\s*\[\s*(\d+)\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)/gm;
   for (const m of execFileSync('readelf', ['-SW', objectPath], { encoding: 'utf8' }).matchAll(hdr)) {
     secNames.set(Number(m[1]), m[2]);
-    if (['.bss', '.rodata', '.data'].includes(m[2])) sections[m[2]] = { size: parseInt(m[3], 16), vars: {} };
+    if (['.bss', '.rodata', '.data'].includes(m[2]) || m[2].startsWith('.data.')) sections[m[2]] = { size: parseInt(m[3], 16), vars: {} };
   }
   for (const m of execFileSync('readelf', ['-sW', objectPath], { encoding: 'utf8' }).matchAll(/^\s*\d+:\s+([0-9a-f]+)\s+(\d+)\s+OBJECT\s+\w+\s+\w+\s+(\d+)\s+(\S+)$/gm)) {
     const sec = secNames.get(Number(m[3]));
-    if (!['.bss', '.rodata', '.data'].includes(sec) || m[4].startsWith('___keep_')) continue;
+    if (!sections[sec] || m[4].startsWith('___keep_')) continue;
     sections[sec].vars[m[4]] = { offset: parseInt(m[1], 16), size: Number(m[2]) };
   }
   return { structs, enums, sections };

@@ -240,7 +240,7 @@ const runners: Record<string, Runner> = {
     }
     out(s.loaded ? `loaded: ${s.mode ?? 'unknown'} mode at ${s.pinDir}${s.loadedAt ? ` since ${s.loadedAt}` : ''}` : `not loaded at ${s.pinDir}: run \`epolltrack load\``);
     if (s.hooks) out(`hooks: ${s.hooks.map((h) => `${h.target} (${h.prog})`).join(', ')}`);
-    for (const m of MODES) out(`${m}: ${modes[m]}`);
+    for (const m of MODES) out(`${m}: ${modes[m]} (cost: ${s.costs[m]})`);
     if (s.maps) out(`maps: regs ${s.maps.regs.entries}/${s.maps.regs.capacity}, epolls ${s.maps.epolls.entries}/${s.maps.epolls.capacity}`);
     if (s.counters) out(`counters: ${Object.entries(s.counters).map(([k, c]) => `${k}=${c}`).join(' ')}`);
     if (s.counters && (Number(s.counters.regsFull) > 0 || Number(s.counters.epollsFull) > 0)) {

@@ -64,7 +64,7 @@ export const COMMANDS: CommandSpec[] = [
       + '(or the one --mode names). Maps and links are pinned root-only; the registrations that exist already are read from the kernel (cold start).',
     args: [],
     options: [
-      { name: 'mode', type: 'string', value: 'auto|fentry|kprobe|tracepoint', default: 'auto', help: 'hook mode: auto takes the first that loads, in this order' },
+      { name: 'mode', type: 'string', value: 'auto|fentry|kprobe|lazy|tracepoint', default: 'auto', help: 'hook mode: auto takes the first of fentry, kprobe, lazy that loads (tracepoint only when asked: it slows every syscall on the host)' },
       { name: 'max-regs', type: 'string', value: 'N', default: '65536', help: `registrations the map holds (${MAX_REGS_RANGE[0]}–${MAX_REGS_RANGE[1]}); a full map is counted and lookups stay exact` },
       { name: 'max-epolls', type: 'string', value: 'N', default: '16384', help: `epoll instances the map holds (${MAX_EPOLLS_RANGE[0]}–${MAX_EPOLLS_RANGE[1]})` },
       PIN_DIR, JSON_OPT,

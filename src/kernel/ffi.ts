@@ -42,6 +42,25 @@ const IterAttachOpts = koffi.struct('bpf_iter_attach_opts', {
 });
 export interface IterAttachOptsValue { sz: number; link_info: Buffer; link_info_len: number }
 
+/** struct bpf_test_run_opts (libbpf 1.1): only sz, ctx_in and ctx_size_in are set for BPF_PROG_RUN. */
+const TestRunOpts = koffi.struct('bpf_test_run_opts', {
+  sz: 'size_t',
+  data_in: 'void *',
+  data_out: 'void *',
+  data_size_in: 'uint32_t',
+  data_size_out: 'uint32_t',
+  ctx_in: 'void *',
+  ctx_out: 'void *',
+  ctx_size_in: 'uint32_t',
+  ctx_size_out: 'uint32_t',
+  retval: 'uint32_t',
+  repeat: 'int',
+  duration: 'uint32_t',
+  flags: 'uint32_t',
+  cpu: 'uint32_t',
+  batch_size: 'uint32_t',
+});
+
 const PrintFn = koffi.proto('int libbpf_print_fn(int level, const char *fmt, void *ap)');
 
 function load(name: string): Lib {
@@ -89,6 +108,8 @@ function bindLibbpf() {
     map_delete: fn<[number, Buffer], number>(lib, 'int bpf_map_delete_elem(int fd, const void *key)'),
     map_next_key: fn<[number, Buf, Buffer], number>(lib, 'int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
     iter_create: fn<[number], number>(lib, 'int bpf_iter_create(int link_fd)'),
+    /** BPF_PROG_RUN with struct bpf_test_run_opts already encoded in native memory (its address): no marshalling per call */
+    prog_test_run_raw: fn<[number, bigint], number>(lib, 'int bpf_prog_test_run_opts(int prog_fd, void *opts)'),
     btf_load_vmlinux_btf: fn<[], Pointer>(lib, 'btf *btf__load_vmlinux_btf(void)'),
     btf_find_by_name_kind: fn<[Pointer, string, number], number>(lib, 'int btf__find_by_name_kind(btf *btf, const char *name, uint32_t kind)'),
     btf_free: fn<[Pointer], void>(lib, 'void btf__free(btf *btf)'),
@@ -150,7 +171,7 @@ export function errno(): number {
   return koffi.errno();
 }
 
-export { OpaqueBtf, OpaqueLink, OpaqueMap, OpaqueObj, OpaqueProg, IterAttachOpts };
+export { OpaqueBtf, OpaqueLink, OpaqueMap, OpaqueObj, OpaqueProg, IterAttachOpts, TestRunOpts };
 
 // ---- libbpf log capture ---------------------------------------------------
 
@@ -211,8 +232,11 @@ export function kcmpEpollTfd(pid: number, fd: number, epollPid: number, epfd: nu
   return kcmp(pid, epollPid, KCMP_EPOLL_TFD, fd, slot);
 }
 
-export function pidfdOpen(pid: number): number {
-  const r = sys(SYS_pidfd_open, pid, 0);
+/** pidfd_open flag (v6.9): a pidfd for one thread, whose fd table pidfd_getfd then reads. */
+export const PIDFD_THREAD = 0o200; // O_EXCL
+
+export function pidfdOpen(pid: number, flags = 0): number {
+  const r = sys(SYS_pidfd_open, pid, flags);
   return r < 0 ? -errno() : r;
 }
 

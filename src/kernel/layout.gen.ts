@@ -28,7 +28,7 @@ export const STRUCTS = {
   "et_loc": {
     size: 8,
     fields: {
-      tgid: { offset: 0, size: 4 },
+      tid: { offset: 0, size: 4 },
       fd: { offset: 4, size: 4 },
     },
   },
@@ -64,7 +64,7 @@ export const STRUCTS = {
       loc_tgid: { offset: 24, size: 4 },
       loc_fd: { offset: 28, size: 4 },
       loc_state: { offset: 32, size: 4 },
-      pad: { offset: 36, size: 4 },
+      loc_tid: { offset: 36, size: 4 },
     },
   },
   "et_seed_rec": {
@@ -78,7 +78,28 @@ export const STRUCTS = {
       ep: { offset: 24, size: 8 },
       data: { offset: 32, size: 8 },
       events: { offset: 40, size: 4 },
-      pad: { offset: 44, size: 4 },
+      tid: { offset: 44, size: 4 },
+    },
+  },
+  "et_sys_hdr": {
+    size: 80,
+    fields: {
+      op: { offset: 0, size: 4 },
+      pid: { offset: 4, size: 4 },
+      fd: { offset: 8, size: 4 },
+      cap: { offset: 12, size: 4 },
+      epoll_fops: { offset: 16, size: 8 },
+      status: { offset: 24, size: 4 },
+      flags: { offset: 28, size: 4 },
+      tgid: { offset: 32, size: 4 },
+      tid: { offset: 36, size: 4 },
+      nitems: { offset: 40, size: 4 },
+      total: { offset: 44, size: 4 },
+      file: { offset: 48, size: 8 },
+      priv: { offset: 56, size: 8 },
+      f_op: { offset: 64, size: 8 },
+      refs: { offset: 72, size: 4 },
+      scanned: { offset: 76, size: 4 },
     },
   },
 } as const;
@@ -88,12 +109,16 @@ export const ENUMS = {
   "et_stat": { ET_STAT_ADD: 0, ET_STAT_MOD: 1, ET_STAT_DEL: 2, ET_STAT_REMOVE: 3, ET_STAT_REGS_FULL: 4, ET_STAT_EPOLLS_FULL: 5, ET_STAT_UNCERTAIN: 6, ET_STAT_GEN: 7, ET_STAT_MAX: 8 },
   "et_lookup_status": { ET_LK_OK: 0, ET_LK_NO_FILES: 1, ET_LK_BAD_FD: 2 },
   "et_lookup_flags": { ET_LK_TRUNCATED: 1, ET_LK_CLOEXEC: 2 },
-  "et_loc_state": { ET_LOC_NONE: 0, ET_LOC_VERIFIED: 1, ET_LOC_REMOTE: 2, ET_LOC_STALE: 3 },
+  "et_loc_state": { ET_LOC_NONE: 0, ET_LOC_VERIFIED: 1, ET_LOC_REMOTE: 2, ET_LOC_STALE: 3, ET_LOC_DYING: 4 },
   "et_seed_kind": { ET_SEED_REG: 1, ET_SEED_EPOLL: 2 },
+  "et_sys_op": { ET_OP_LOOKUP: 0, ET_OP_COPIES: 1 },
+  "et_sys_status": { ET_SYS_OK: 0, ET_SYS_NO_TASK: 1, ET_SYS_NO_FILES: 2, ET_SYS_BAD_FD: 3 },
+  "et_sys_flags": { ET_SYS_CLOEXEC: 1, ET_SYS_SCANNED: 2, ET_SYS_UNLOCATED: 4 },
 } as const;
 
 /** the object's data sections: their size, and each global variable's offset and size */
 export const SECTIONS = {
   ".rodata": { size: 4, vars: { targ_tgid: { offset: 0, size: 4 } } },
-  ".bss": { size: 80, vars: { iter_in: { offset: 0, size: 16 } } },
+  ".bss": { size: 112, vars: { iter_in: { offset: 0, size: 16 } } },
+  ".data.answer": { size: 40960, vars: { answer: { offset: 0, size: 40960 } } },
 } as const;

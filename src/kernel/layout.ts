@@ -60,17 +60,20 @@ export function decodeRegVal(b: Buffer): RegVal {
   };
 }
 
-/** struct et_loc; the epolls map's key is a u64 struct eventpoll * */
-export interface Loc { tgid: number; fd: number }
+/**
+ * struct et_loc; the epolls map's key is a u64 struct eventpoll *. tid names the
+ * fd table: the process id, or a thread id for a thread with a table of its own.
+ */
+export interface Loc { tid: number; fd: number }
 export const LOC_SIZE = STRUCTS.et_loc.size;
 export const EP_KEY_SIZE = 8;
 export function encodeLoc(l: Loc, b = Buffer.alloc(LOC_SIZE)): Buffer {
-  b.writeUInt32LE(l.tgid, off('et_loc', 'tgid'));
+  b.writeUInt32LE(l.tid, off('et_loc', 'tid'));
   b.writeUInt32LE(l.fd, off('et_loc', 'fd'));
   return b;
 }
 export function decodeLoc(b: Buffer): Loc {
-  return { tgid: b.readUInt32LE(off('et_loc', 'tgid')), fd: b.readUInt32LE(off('et_loc', 'fd')) };
+  return { tid: b.readUInt32LE(off('et_loc', 'tid')), fd: b.readUInt32LE(off('et_loc', 'fd')) };
 }
 export function encodeU64(v: bigint, b = Buffer.alloc(8)): Buffer {
   b.writeBigUInt64LE(v, 0);
@@ -105,6 +108,7 @@ export const LK_CLOEXEC = ENUMS.et_lookup_flags.ET_LK_CLOEXEC;
 const LC = ENUMS.et_loc_state;
 export const LOC_STATE = {
   none: LC.ET_LOC_NONE, verified: LC.ET_LOC_VERIFIED, remote: LC.ET_LOC_REMOTE, stale: LC.ET_LOC_STALE,
+  dying: LC.ET_LOC_DYING,
 } as const;
 
 /** struct et_lookup_hdr */
@@ -123,27 +127,67 @@ export function decodeLookupHdr(b: Buffer, at: number): LookupHdr | undefined {
 }
 
 /** struct et_lookup_item */
-export interface LookupItem { ep: bigint; data: bigint; events: number; tfd: number; locTgid: number; locFd: number; locState: number }
+export interface LookupItem {
+  ep: bigint; data: bigint; events: number; tfd: number; locTgid: number; locFd: number; locState: number; locTid: number;
+}
 export const LOOKUP_ITEM_SIZE = STRUCTS.et_lookup_item.size;
 export function decodeLookupItem(b: Buffer, at: number): LookupItem {
   const o = (f: FieldOf<'et_lookup_item'>) => at + off('et_lookup_item', f);
   return {
     ep: b.readBigUInt64LE(o('ep')), data: b.readBigUInt64LE(o('data')), events: b.readUInt32LE(o('events')),
     tfd: b.readUInt32LE(o('tfd')), locTgid: b.readUInt32LE(o('loc_tgid')), locFd: b.readUInt32LE(o('loc_fd')),
-    locState: b.readUInt32LE(o('loc_state')),
+    locState: b.readUInt32LE(o('loc_state')), locTid: b.readUInt32LE(o('loc_tid')),
   };
 }
 
 /** struct et_seed_rec */
 const SK = ENUMS.et_seed_kind;
 export const SEED = { reg: SK.ET_SEED_REG, epoll: SK.ET_SEED_EPOLL } as const;
-export interface SeedRec { kind: number; tgid: number; fd: number; tfd: number; file: bigint; ep: bigint; data: bigint; events: number }
+export interface SeedRec {
+  kind: number; tgid: number; fd: number; tfd: number; file: bigint; ep: bigint; data: bigint; events: number; tid: number;
+}
 export const SEED_REC_SIZE = STRUCTS.et_seed_rec.size;
 export function decodeSeedRec(b: Buffer, at: number): SeedRec {
   const o = (f: FieldOf<'et_seed_rec'>) => at + off('et_seed_rec', f);
   return {
     kind: b.readUInt32LE(o('kind')), tgid: b.readUInt32LE(o('tgid')), fd: b.readUInt32LE(o('fd')), tfd: b.readUInt32LE(o('tfd')),
     file: b.readBigUInt64LE(o('file')), ep: b.readBigUInt64LE(o('ep')), data: b.readBigUInt64LE(o('data')),
-    events: b.readUInt32LE(o('events')),
+    events: b.readUInt32LE(o('events')), tid: b.readUInt32LE(o('tid')),
+  };
+}
+
+// ---- the lookup program: its context (struct et_sys_hdr) and answer[] ---------
+
+export const SYS_BIG = SECTIONS['.data.answer'].vars.answer.size / STRUCTS.et_lookup_item.size;
+/** answer[] (struct et_lookup_item[SYS_BIG]), the .data.answer map's one value */
+export const ANSWER_SIZE = SECTIONS['.data.answer'].size;
+const SO = ENUMS.et_sys_op;
+export const SYS_OP = { lookup: SO.ET_OP_LOOKUP, copies: SO.ET_OP_COPIES } as const;
+const SS = ENUMS.et_sys_status;
+export const SYS_STATUS = { ok: SS.ET_SYS_OK, noTask: SS.ET_SYS_NO_TASK, noFiles: SS.ET_SYS_NO_FILES, badFd: SS.ET_SYS_BAD_FD } as const;
+export const SYS_CLOEXEC = ENUMS.et_sys_flags.ET_SYS_CLOEXEC;
+export const SYS_SCANNED = ENUMS.et_sys_flags.ET_SYS_SCANNED;
+export const SYS_UNLOCATED = ENUMS.et_sys_flags.ET_SYS_UNLOCATED;
+
+/** struct et_sys_hdr: the whole context of lookup_fd (in: op, pid, fd, cap, epoll_fops; out: the rest) */
+export const SYS_HDR_SIZE = STRUCTS.et_sys_hdr.size;
+export interface SysHdr {
+  status: number; flags: number; tgid: number; tid: number; nitems: number; total: number;
+  file: bigint; priv: bigint; fOp: bigint; refs: number; scanned: number;
+}
+export function encodeSysIn(b: Buffer, op: number, pid: number, fd: number, cap: number, epollFops: bigint): void {
+  b.writeUInt32LE(op, off('et_sys_hdr', 'op'));
+  b.writeUInt32LE(pid, off('et_sys_hdr', 'pid'));
+  b.writeUInt32LE(fd, off('et_sys_hdr', 'fd'));
+  b.writeUInt32LE(cap, off('et_sys_hdr', 'cap'));
+  b.writeBigUInt64LE(epollFops, off('et_sys_hdr', 'epoll_fops'));
+}
+export function decodeSysHdr(b: Buffer): SysHdr {
+  const o = (f: FieldOf<'et_sys_hdr'>) => off('et_sys_hdr', f);
+  return {
+    status: b.readUInt32LE(o('status')), flags: b.readUInt32LE(o('flags')), tgid: b.readUInt32LE(o('tgid')),
+    tid: b.readUInt32LE(o('tid')), nitems: b.readUInt32LE(o('nitems')), total: b.readUInt32LE(o('total')),
+    file: b.readBigUInt64LE(o('file')), priv: b.readBigUInt64LE(o('priv')), fOp: b.readBigUInt64LE(o('f_op')),
+    refs: b.readUInt32LE(o('refs')), scanned: b.readUInt32LE(o('scanned')),
   };
 }

@@ -164,7 +164,7 @@ export function learnEpollFops(obj: BpfObject): bigint {
   try {
     setIterInput(obj, 0n, epfd);
     const out = readIter(link, Buffer.alloc(4096));
-    const hdr = out.length >= LOOKUP_HDR_SIZE ? decodeLookupHdr(out, 0) : undefined;
+    const hdr = out.length >= LOOKUP_HDR_SIZE ? decodeLookupHdr(out, out.length - LOOKUP_HDR_SIZE) : undefined; // header last
     if (!hdr || hdr.status !== 0 || hdr.fOp === 0n) throw new BpfError('the lookup iterator did not see this process\'s epoll fd: the BPF object does not fit this kernel, rebuild it');
     return hdr.fOp;
   } finally {
@@ -185,11 +185,19 @@ export interface SeedReg {
   fd: number;
 }
 
+/** Where the walk saw an epoll instance open: the table owner (tid), its process, the fd. */
+export interface WalkLoc extends Loc { tgid: number }
+
+/** One (task, fd) that holds a file with a registration: every holder is listed. */
+export interface SeedHolder { tgid: number; tid: number; fd: number; key: RegKey; events: number; data: bigint }
+
 export interface SeedWalk {
   /** where each epoll instance is open now */
-  locs: Map<bigint, Loc[]>;
+  locs: Map<bigint, WalkLoc[]>;
   /** each live registration once, by `${file}:${ep}:${tfd}` */
   regs: Map<string, SeedReg>;
+  /** every (task, fd) holding a registered file, once per registration */
+  holders: SeedHolder[];
 }
 
 /** Walk every task file in the kernel (the `seed` iterator) and collect what is live. */
@@ -202,49 +210,57 @@ export function walkKernel(obj: BpfObject, epollFops: bigint): SeedWalk {
   } finally {
     destroyLink(link);
   }
-  const locs = new Map<bigint, Loc[]>();
+  const locs = new Map<bigint, WalkLoc[]>();
   const regs = new Map<string, SeedReg>();
+  const holders: SeedHolder[] = [];
   for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
     const r = decodeSeedRec(out, off);
     if (r.kind === SEED.epoll) {
       const l = locs.get(r.ep) ?? [];
-      l.push({ tgid: r.tgid, fd: r.fd });
+      l.push({ tid: r.tid, tgid: r.tgid, fd: r.fd });
       locs.set(r.ep, l);
     } else if (r.kind === SEED.reg) {
       const id = `${r.file}:${r.ep}:${r.tfd}`;
       const prev = regs.get(id);
+      const key = { file: r.file, ep: r.ep, tfd: r.tfd };
+      holders.push({ tgid: r.tgid, tid: r.tid, fd: r.fd, key, events: r.events, data: r.data });
       // The process that holds the target at tfd is the best "target" process.
       if (!prev || (r.fd === r.tfd && prev.fd !== prev.key.tfd)) {
-        regs.set(id, { key: { file: r.file, ep: r.ep, tfd: r.tfd }, events: r.events, data: r.data, tgid: r.tgid, fd: r.fd });
+        regs.set(id, { key, events: r.events, data: r.data, tgid: r.tgid, fd: r.fd });
       }
     }
   }
-  return { locs, regs };
+  return { locs, regs, holders };
 }
 
 /**
  * Walk every task file in the kernel and make regs/epolls agree with what is
  * live: add what is missing, refresh what is there, delete entries of an older
- * generation that were not seen (removals the hooks could not see).
+ * generation that were not seen (removals the hooks could not see). Both maps
+ * are LRU: a full map evicts its oldest entries instead of refusing.
+ * `withRegs: false` (lazy mode, where nothing reads regs) fills epolls only.
  */
-export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint): SeedResult {
+export function seedMaps(obj: BpfObject, fds: MapFds, epollFops: bigint, withRegs = true, walked?: SeedWalk): SeedResult {
   const t0 = process.hrtime.bigint();
   const gen = Number(readStats(fds.stats).gen) + 1;
   writeStat(fds.stats, STAT.gen, BigInt(gen));
-  const { locs: seenLocs, regs } = walkKernel(obj, epollFops);
+  const { locs: seenLocs, regs } = walked ?? walkKernel(obj, epollFops);
 
   let full = 0;
   // Locations: keep a current one when it is among those seen, else take the first seen.
   for (const [ep, locs] of seenLocs) {
     const cur = lookupLoc(fds.epolls, ep);
-    const keep = cur && locs.some((l) => l.tgid === cur.tgid && l.fd === cur.fd);
-    if (!keep && !putLoc(fds.epolls, ep, locs[0])) full++;
+    const keep = cur && locs.some((l) => l.tid === cur.tid && l.fd === cur.fd);
+    if (!keep && !putLoc(fds.epolls, ep, { tid: locs[0].tid, fd: locs[0].fd })) full++;
   }
   for (const { ep } of dumpEpolls(fds.epolls)) if (!seenLocs.has(ep)) deleteLoc(fds.epolls, ep);
+  if (!withRegs) {
+    return { registrations: regs.size, epolls: seenLocs.size, removed: 0, full, micros: Number(process.hrtime.bigint() - t0) / 1000 };
+  }
 
   for (const r of regs.values()) {
     const loc = lookupLoc(fds.epolls, r.key.ep);
-    const val: RegVal = { data: r.data, events: r.events, targetTgid: r.tgid, epTgid: loc?.tgid ?? 0, epFd: loc?.fd ?? 0, gen };
+    const val: RegVal = { data: r.data, events: r.events, targetTgid: r.tgid, epTgid: loc?.tid ?? 0, epFd: loc?.fd ?? 0, gen };
     if (!putReg(fds.regs, r.key, val)) full++;
   }
   let removed = 0;

@@ -10,6 +10,8 @@ export const MAP = {
   stats: 'stats',
   start: 'start',
   bss: '.bss',
+  /** lookup_fd's items (struct et_lookup_item[SYS_BIG]), mapped into the tracker's memory */
+  answer: '.data.answer',
   rodata: '.rodata',
 } as const;
 
@@ -22,8 +24,26 @@ export const DEFAULT_MAX_EPOLLS = 16384;
 /** Iterator programs: loaded by whoever runs them, never attached permanently. */
 export const ITER_PROG = { lookup: 'lookup', seed: 'seed' } as const;
 
-export type Mode = 'fentry' | 'kprobe' | 'tracepoint';
-export const MODES: readonly Mode[] = ['fentry', 'kprobe', 'tracepoint'];
+/** Lookup programs (SEC("syscall"), run with BPF_PROG_RUN; kernels with bpf_task_from_pid, v6.2+). */
+export const SYS_PROG = { lookup: 'lookup_fd' } as const;
+
+/**
+ * Hook modes. `lazy` attaches nothing: the epolls map is filled by lookups
+ * (an in-kernel scan of the target's fd table, then a host walk) and every
+ * entry is verified on use, so the rest of the host pays nothing.
+ */
+export type Mode = 'fentry' | 'kprobe' | 'lazy' | 'tracepoint';
+export const MODES: readonly Mode[] = ['fentry', 'kprobe', 'lazy', 'tracepoint'];
+/** What `auto` tries, in order: tracepoint mode taxes every syscall on the host, so only on request. */
+export const AUTO_MODES: readonly Mode[] = ['fentry', 'kprobe', 'lazy'];
+
+/** What each mode costs the rest of the host (status shows it). */
+export const MODE_COST: Record<Mode, string> = {
+  fentry: 'epoll_ctl/epoll_create and epoll removals pay a BPF call; other syscalls pay nothing',
+  kprobe: 'epoll_ctl/epoll_create and epoll removals pay a kprobe; other syscalls pay nothing',
+  lazy: 'no hooks: nothing on the host pays; a lookup meeting an unknown epoll scans the fd table in the kernel',
+  tracepoint: 'every syscall of every process on the host pays (syscall-trace work flag set on all tasks)',
+};
 
 /** A hook: the BPF program and the kernel function (or tracepoint) it needs. */
 export interface HookSpec {
@@ -39,6 +59,7 @@ const REMOVAL_FUNCS = ['ep_remove', '__ep_remove', 'ep_remove_epi'];
 const FREE_FUNCS = ['ep_clear_and_put', 'ep_free'];
 
 export const HOOKS: Record<Mode, HookSpec[]> = {
+  lazy: [],
   fentry: [
     { prog: 'fexit_do_epoll_ctl', target: 'do_epoll_ctl', required: true },
     { prog: 'fexit_do_epoll_create', target: 'do_epoll_create', required: false },

@@ -14,6 +14,12 @@ export type Source = 'bpf' | 'fdinfo';
 export interface Membership {
   /** a process that has the epoll instance open ... */
   epollPid: number;
+  /**
+   * ... in the fd table of this thread, when it is a thread of epollPid with a
+   * table of its own (unshare(CLONE_FILES)); absent when the table is the
+   * process's. Open it with pidfd_open(epollTid, PIDFD_THREAD) for pidfd_getfd.
+   */
+  epollTid?: number;
   /** ... at this fd number, right now */
   epfd: number;
   /** fd number the registration is keyed by (the caller's fd at EPOLL_CTL_ADD) */

@@ -254,7 +254,7 @@ describe('cli', function () {
   it('status agrees with load: exits 0 loaded, 4 not loaded; numbers as numbers; a mode is available only if a trial load passes', function () {
     const st = run('status', '--pin-dir', pinDir);
     expect(st.status, st.stderr).to.equal(0);
-    expect(st.stdout).to.match(/^loaded: (tracepoint|fentry|kprobe) mode/);
+    expect(st.stdout).to.match(/^loaded: (tracepoint|fentry|kprobe|lazy) mode/);
     const j = JSON.parse(run('status', '--pin-dir', pinDir, '--json').stdout);
     expect(j.loaded).to.equal(true);
     for (const [k, v] of Object.entries(j.counters)) expect(v, k).to.be.a('number');

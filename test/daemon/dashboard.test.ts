@@ -144,7 +144,7 @@ describe('daemon: dashboard in Chromium', function () {
     expect(await swaps.first().textContent()).to.match(new RegExp(`127\\.0\\.0\\.2:80\\s*→ 127\\.0\\.0\\.1:${pong.port}`));
     await waitFor('a latency sample', async () => (await page.locator('#latency .big').count()) === 1);
     await waitFor('a latency chart', async () => (await page.locator('#latency svg.chart').count()) === 1, 10000);
-    expect(await page.locator('#tracker').textContent()).to.match(/(tracepoint|fentry|kprobe) mode/);
+    expect(await page.locator('#tracker').textContent()).to.match(/(tracepoint|fentry|kprobe|lazy) mode/);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.setViewportSize({ width: 1280, height: 760 }); // a laptop screen

@@ -70,12 +70,14 @@ describe('loader', function () {
   });
 
   it('each mode either loads and is reported, or says why not', function () {
-    for (const mode of ['fentry', 'kprobe', 'tracepoint'] as const) {
+    for (const mode of ['fentry', 'kprobe', 'lazy', 'tracepoint'] as const) {
       try {
         const r = load({ pinDir, mode });
         try {
           expect(r.mode).to.equal(mode);
-          expect(r.hooks.length).to.be.greaterThan(0);
+          if (mode === 'lazy') expect(r.hooks).to.deep.equal([]);
+          else expect(r.hooks.length).to.be.greaterThan(0);
+          expect(isLoaded(pinDir)).to.equal(true);
         } finally {
           unload({ pinDir });
         }
@@ -83,8 +85,27 @@ describe('loader', function () {
         expect(err, mode).to.be.instanceOf(NotSupportedError);
         expect((err as Error).message).to.match(/EPERM|refused|lacks|no kprobes|not mounted|BTF/);
         expect(existsSync(pinDir), `${mode} left pins behind`).to.equal(false);
-        if (mode === 'tracepoint' && IN_CI) throw err; // the mode CI machines must have
+        if ((mode === 'tracepoint' || mode === 'lazy') && IN_CI) throw err; // the modes CI machines must have
       }
+    }
+  });
+
+  it('auto never takes tracepoint mode (it taxes every syscall on the host); status says what each mode costs', () => {
+    const r = load({ pinDir });
+    try {
+      expect(r.mode).to.not.equal('tracepoint');
+      if (r.mode === 'lazy') {
+        // Taken only because fentry and kprobe were not: each says why.
+        expect(r.notTaken.fentry).to.be.a('string');
+        expect(r.notTaken.kprobe).to.be.a('string');
+        expect(ourLinks()).to.be.a('number');
+      }
+      const s = status({ pinDir });
+      expect(s.mode).to.equal(r.mode);
+      expect(s.costs.tracepoint).to.match(/every syscall/);
+      expect(s.costs.lazy).to.match(/no hooks/);
+    } finally {
+      unload({ pinDir });
     }
   });
 

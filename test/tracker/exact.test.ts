@@ -1,0 +1,253 @@
+/**
+ * Exactness of the tracker on the paths where it used to go wrong, against the
+ * live kernel: the epitem snapshot racing another CPU, threads with their own
+ * fd table, a zombie group leader, more than 32 epolls on one file, maps full
+ * of stale entries, numbers outside the kernel's range, and copiesOf().
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  BadInputError, fdinfoMemberships, kcmp, KCMP_FILE, pidfdGetfd, pidfdOpen, status,
+  type Membership, type Tracker,
+} from '../../src/index.js';
+import { PIDFD_THREAD } from '../../src/kernel/ffi.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
+import { Epctl } from '../helpers/epctl.js';
+import { suiteTracker } from '../helpers/env.js';
+
+const FIXTURES = join(packageRoot(), 'test', 'fixtures');
+
+/** Same registrations: a bijection on (epoll instance, tfd, events, data), compared with kcmp. */
+function sameMemberships(a: Membership[], b: Membership[]): boolean {
+  if (a.length !== b.length) return false;
+  const used = new Set<number>();
+  for (const x of a) {
+    const i = b.findIndex((y, j) => !used.has(j) && x.tfd === y.tfd && x.events === y.events && x.data === y.data
+      && kcmp(x.epollTid ?? x.epollPid, y.epollTid ?? y.epollPid, KCMP_FILE, x.epfd, y.epfd) === 0);
+    if (i < 0) return false;
+    used.add(i);
+  }
+  return true;
+}
+
+/** Start a fixture that prints one line of numbers when ready. */
+async function fixture(cmd: string, args: string[], stdio: (number | 'pipe' | 'inherit')[] = ['pipe', 'pipe', 'inherit']): Promise<{ child: ChildProcess; nums: number[] }> {
+  const child = spawn(cmd, args, { stdio });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (c) => reject(new Error(`${cmd} exited (${c}) before it was ready`)));
+  });
+  return { child, nums: line.split(' ').map(Number) };
+}
+
+describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, function () {
+  let tracker: Tracker;
+  let cleanup = () => {};
+  const procs: Epctl[] = [];
+  const children: ChildProcess[] = [];
+
+  before(async function () {
+    ({ tracker, cleanup } = await suiteTracker(this, 'exact'));
+  });
+  afterEach(() => {
+    for (const p of procs.splice(0)) p.kill();
+    for (const c of children.splice(0)) if (c.exitCode === null && c.pid) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+  });
+  after(() => cleanup());
+
+  it('race: a registration that never changes is in all of 20,000 answers while another CPU churns the same file in another epoll', async function () {
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [ep] = await p.cmd('create');
+    const [s] = await p.cmd('socketpair');
+    await p.cmd(`add ${ep} ${s} 1 777`);
+    // The churner gets the same file as its fd 3.
+    const pidfd = pidfdOpen(p.pid);
+    const mine = pidfdGetfd(pidfd, s);
+    closeSync(pidfd);
+    expect(mine).to.be.greaterThan(0);
+    const { child } = await fixture(process.execPath, [join(FIXTURES, 'churn.mjs')], ['pipe', 'pipe', 'inherit', mine]);
+    children.push(child);
+    closeSync(mine);
+    let wrong = 0;
+    let both = 0;
+    const n = Number(process.env.EPOLLTRACK_RACE_LOOKUPS ?? 20000);
+    for (let i = 0; i < n; i++) {
+      const got = tracker.membershipsOf(p.pid, s);
+      const stable = got.filter((m) => m.epollPid === p.pid && m.epfd === ep && m.tfd === s && m.data === 777n);
+      if (stable.length !== 1 || got.length > 2) wrong++;
+      if (got.length === 2) both++;
+    }
+    const pairs = await new Promise<number>((resolve) => {
+      createInterface({ input: child.stdout! }).once('line', (l) => resolve(Number(l)));
+      child.stdin!.end();
+    });
+    expect(wrong, `wrong answers in ${n} (${both} saw the churned registration too)`).to.equal(0);
+    // The race was really run: the churner worked during the lookups and some answers saw its registration.
+    expect(pairs).to.be.greaterThan(1000);
+    expect(both).to.be.greaterThan(0);
+  });
+
+  it('a thread with its own fd table: the answer names the thread (tid) and the epfd that holds in its table', async function () {
+    const { child, nums: [tid, epfd, fd] } = await fixture('python3', [join(FIXTURES, 'threads.py'), 'unshare']);
+    children.push(child);
+    const pid = child.pid!;
+    expect(tid).to.not.equal(pid);
+    // The main table has a pipe where the thread has its epoll: naming (pid, epfd) would be wrong.
+    expect(readlinkSync(`/proc/${pid}/fd/${epfd}`)).to.match(/^pipe:/);
+    expect(readlinkSync(`/proc/${pid}/task/${tid}/fd/${epfd}`)).to.equal('anon_inode:[eventpoll]');
+    for (const who of [tid, pid]) {
+      const got = tracker.membershipsOf(who, fd);
+      expect(got, `lookup(${who}, ${fd})`).to.have.length(1);
+      expect(got[0]).to.include({ epollPid: pid, epollTid: tid, epfd, tfd: fd });
+    }
+    // pidfd_getfd works on the location named: a thread pidfd (PIDFD_THREAD, v6.9+) reads its table.
+    const m = tracker.membershipsOf(tid, fd)[0];
+    const pidfd = pidfdOpen(m.epollTid!, m.epollTid !== m.epollPid ? PIDFD_THREAD : 0);
+    if (pidfd < 0) this.skip(); // kernel before v6.9: no thread pidfds
+    try {
+      const got = pidfdGetfd(pidfd, m.epfd);
+      expect(got).to.be.greaterThan(0);
+      try {
+        expect(readlinkSync(`/proc/self/fd/${got}`)).to.equal('anon_inode:[eventpoll]');
+        expect(kcmp(process.pid, tid, KCMP_FILE, got, epfd)).to.equal(0);
+      } finally {
+        closeSync(got);
+      }
+    } finally {
+      closeSync(pidfd);
+    }
+    const rows = tracker.registrations({ pid }).filter((r) => r.tfd === fd && r.epfd === epfd);
+    expect(rows.map((r) => r.epollTid)).to.include(tid);
+  });
+
+  it('a zombie group leader: its process is still found through its live thread', async function () {
+    const { child, nums: [tid, epfd, fd] } = await fixture('python3', [join(FIXTURES, 'threads.py'), 'zombie']);
+    children.push(child);
+    const pid = child.pid!;
+    for (let i = 0; i < 100 && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).to.match(/^State:\s+Z/m);
+    const got = tracker.membershipsOf(pid, fd);
+    expect(got).to.have.length(1);
+    expect(got[0]).to.include({ epollPid: pid, epfd, tfd: fd });
+    expect(got[0].epollTid).to.equal(tid);
+    expect(tracker.copiesOf(pid, fd)).to.deep.equal([fd]);
+  });
+
+  it('33+ epolls on one file (forked workers register an inherited socket): every process gets every registration', async function () {
+    this.timeout(240000);
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [s] = await p.cmd('socketpair');
+    const workers: { w: Epctl; ep: number }[] = [];
+    for (let i = 0; i < 34; i++) {
+      const w = await p.fork();
+      procs.push(w);
+      const [ep] = await w.cmd('create');
+      await w.cmd(`add ${ep} ${s} 1 ${1000 + i}`);
+      workers.push({ w, ep });
+    }
+    const [own] = await p.cmd('create');
+    await p.cmd(`add ${own} ${s} 4 5`);
+    const pids = [p.pid, ...workers.map((x) => x.w.pid)];
+    const slow = fdinfoMemberships(p.pid, s, { pids });
+    expect(slow).to.have.length(35);
+    for (const who of [p.pid, workers[0].w.pid, workers[33].w.pid]) {
+      const got = tracker.membershipsOf(who, s);
+      expect(got, `lookup(${who})`).to.have.length(35);
+      expect(sameMemberships(got, slow), `lookup(${who}) vs fdinfo`).to.equal(true);
+    }
+    // ls lists the shared socket under every process that holds it.
+    const rows = tracker.registrations().filter((r) => pids.includes(r.pid) && r.fd === s);
+    expect(new Set(rows.map((r) => r.pid)).size).to.equal(35);
+    expect(rows.filter((r) => r.pid === workers[5].w.pid)).to.have.length(35);
+  });
+
+  it('an epoll never seen before, held high in a big fd table, is found by the in-kernel scan, not the host walk', async function () {
+    if (tracker.lookupPath !== 'prog') this.skip(); // the scan is the lookup program's (v6.2+)
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [s] = await p.cmd('socketpair');
+    await p.cmd('nfds 5000');
+    const [ep] = await p.cmd('create');
+    expect(ep).to.be.at.least(4999);
+    await p.cmd(`add ${ep} ${s} 1 9`);
+    const before = tracker.stats().fallbacks.resynced;
+    const got = tracker.membershipsOf(p.pid, s);
+    expect(got).to.have.length(1);
+    expect(got[0]).to.include({ epollPid: p.pid, epfd: ep, tfd: s });
+    expect(tracker.stats().fallbacks.resynced, 'host walks').to.equal(before);
+    expect(sameMemberships(got, fdinfoMemberships(p.pid, s))).to.equal(true);
+  });
+
+  it('numbers outside the kernel\'s range are BadInputError, never a wrapped lookup', async function () {
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [ep] = await p.cmd('create');
+    const [r] = await p.cmd('pipe');
+    await p.cmd(`add ${ep} ${r} 1 1`);
+    for (const [pid, fd] of [[p.pid, 2 ** 32 + r], [p.pid, 2 ** 31], [p.pid, -1], [2 ** 32 + p.pid, r], [2 ** 31, r], [0, r], [-p.pid, r], [p.pid, 1.5], [Number.NaN, r]]) {
+      expect(() => tracker.membershipsOf(pid, fd), `${pid}:${fd}`).to.throw(BadInputError, /must be an integer/);
+      expect(() => tracker.copiesOf(pid, fd), `copies ${pid}:${fd}`).to.throw(BadInputError);
+    }
+    expect(tracker.membershipsOf(p.pid, r)).to.have.length(1);
+  });
+
+  it('copiesOf: every fd of the task\'s table holding the file, and no scan needed for a single reference', async function () {
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [a] = await p.cmd('eventfd');
+    expect(tracker.copiesOf(p.pid, a)).to.deep.equal([a]);
+    const [b] = await p.cmd(`dup ${a}`);
+    await p.cmd(`dup2 ${a} 60`);
+    expect(tracker.copiesOf(p.pid, a)).to.deep.equal([a, b, 60].sort((x, y) => x - y));
+    expect(tracker.copiesOf(p.pid, 60)).to.deep.equal([a, b, 60].sort((x, y) => x - y));
+    // A copy in another process is another table: not listed, but it stops the early exit.
+    const child = await p.fork();
+    procs.push(child);
+    await p.cmd(`close ${b}`);
+    expect(tracker.copiesOf(p.pid, a)).to.deep.equal([a, 60]);
+    expect(tracker.copiesOf(child.pid, a)).to.deep.equal([a, b, 60].sort((x, y) => x - y));
+    await p.cmd('nfds 3000');
+    await p.cmd(`dup2 ${a} 2999`);
+    expect(tracker.copiesOf(p.pid, a)).to.deep.equal([a, 60, 2999]);
+  });
+});
+
+describe('Tracker with maps full of stale entries', function () {
+  const procs: Epctl[] = [];
+  let cleanup = () => {};
+  after(() => { for (const p of procs) p.kill(); cleanup(); });
+
+  it('stale entries are bounded (LRU) and the first lookup after a churn is exact', async function () {
+    this.timeout(240000);
+    const suite = await suiteTracker(this, 'stale', { maxRegs: 64, maxEpolls: 32 });
+    cleanup = suite.cleanup;
+    // Churn: processes that register and exit (no close(2): nothing removes their entries).
+    for (let round = 0; round < 6; round++) {
+      const q = await Epctl.spawn();
+      for (let i = 0; i < 12; i++) {
+        const [ep] = await q.cmd('create');
+        const [r] = await q.cmd('pipe');
+        await q.cmd(`add ${ep} ${r} 1 ${i}`);
+        suite.tracker.membershipsOf(q.pid, r); // lookups teach the maps too
+      }
+      await q.exit();
+    }
+    const st = status({ pinDir: suite.pinDir });
+    expect(st.maps!.regs.entries).to.be.at.most(64);
+    expect(st.maps!.epolls.entries).to.be.at.most(32);
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [ep] = await p.cmd('create');
+    const [r] = await p.cmd('pipe');
+    await p.cmd(`add ${ep} ${r} 1 4242`);
+    const got = suite.tracker.membershipsOf(p.pid, r);
+    expect(got).to.have.length(1);
+    expect(got[0]).to.include({ epollPid: p.pid, epfd: ep, tfd: r, data: 4242n });
+    expect(sameMemberships(got, fdinfoMemberships(p.pid, r))).to.equal(true);
+  });
+});
