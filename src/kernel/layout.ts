@@ -172,6 +172,7 @@ export const SYS_UNLOCATED = ENUMS.et_sys_flags.ET_SYS_UNLOCATED;
 /** struct et_sys_hdr: the whole context of lookup_fd (in: op, pid, fd, cap, epoll_fops; out: the rest) */
 export const SYS_HDR_SIZE = STRUCTS.et_sys_hdr.size;
 export interface SysHdr {
+  op: number; pid: number; fd: number; cap: number; epollFops: bigint;
   status: number; flags: number; tgid: number; tid: number; nitems: number; total: number;
   file: bigint; priv: bigint; fOp: bigint; refs: number; scanned: number;
 }
@@ -185,6 +186,8 @@ export function encodeSysIn(b: Buffer, op: number, pid: number, fd: number, cap:
 export function decodeSysHdr(b: Buffer): SysHdr {
   const o = (f: FieldOf<'et_sys_hdr'>) => off('et_sys_hdr', f);
   return {
+    op: b.readUInt32LE(o('op')), pid: b.readUInt32LE(o('pid')), fd: b.readUInt32LE(o('fd')), cap: b.readUInt32LE(o('cap')),
+    epollFops: b.readBigUInt64LE(o('epoll_fops')),
     status: b.readUInt32LE(o('status')), flags: b.readUInt32LE(o('flags')), tgid: b.readUInt32LE(o('tgid')),
     tid: b.readUInt32LE(o('tid')), nitems: b.readUInt32LE(o('nitems')), total: b.readUInt32LE(o('total')),
     file: b.readBigUInt64LE(o('file')), priv: b.readBigUInt64LE(o('priv')), fOp: b.readBigUInt64LE(o('f_op')),

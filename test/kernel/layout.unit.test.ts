@@ -28,11 +28,15 @@ interface Generator {
 const FIELDS: Record<string, Record<string, string>> = {
   et_reg_key: { file: 'file', ep: 'ep', tfd: 'tfd' },
   et_reg_val: { data: 'data', events: 'events', target_tgid: 'targetTgid', ep_tgid: 'epTgid', ep_fd: 'epFd', gen: 'gen' },
-  et_loc: { tgid: 'tgid', fd: 'fd' },
+  et_loc: { tid: 'tid', fd: 'fd' },
   et_iter_in: { epoll_fops: 'epollFops', want_fd: 'wantFd' },
   et_lookup_hdr: { magic: 'magic', status: 'status', file: 'file', priv: 'priv', f_op: 'fOp', tgid: 'tgid', nitems: 'nitems', flags: 'flags' },
-  et_lookup_item: { ep: 'ep', data: 'data', events: 'events', tfd: 'tfd', loc_tgid: 'locTgid', loc_fd: 'locFd', loc_state: 'locState' },
-  et_seed_rec: { kind: 'kind', tgid: 'tgid', fd: 'fd', tfd: 'tfd', file: 'file', ep: 'ep', data: 'data', events: 'events' },
+  et_lookup_item: { ep: 'ep', data: 'data', events: 'events', tfd: 'tfd', loc_tgid: 'locTgid', loc_fd: 'locFd', loc_state: 'locState', loc_tid: 'locTid' },
+  et_seed_rec: { kind: 'kind', tgid: 'tgid', fd: 'fd', tfd: 'tfd', file: 'file', ep: 'ep', data: 'data', events: 'events', tid: 'tid' },
+  et_sys_hdr: {
+    op: 'op', pid: 'pid', fd: 'fd', cap: 'cap', epoll_fops: 'epollFops', status: 'status', flags: 'flags', tgid: 'tgid', tid: 'tid',
+    nitems: 'nitems', total: 'total', file: 'file', priv: 'priv', f_op: 'fOp', refs: 'refs', scanned: 'scanned',
+  },
 };
 
 /** A distinct value per field: bigint for 8-byte fields, number for 4-byte ones. */
@@ -78,6 +82,17 @@ describe('layout (unit): TS codecs against the object\'s BTF', () => {
       ['et_loc', (v) => L.encodeLoc(v as unknown as L.Loc)],
       ['et_iter_in', (v) => L.encodeIterIn(v.epollFops as bigint, v.wantFd as number).subarray(L.VAR_OFFSET.iterIn)],
     ];
+    // The lookup program's inputs: encodeSysIn writes op, pid, fd, cap and epoll_fops where BTF says.
+    {
+      const s = btf.structs.et_sys_hdr;
+      const b = Buffer.alloc(s.size);
+      L.encodeSysIn(b, 0x01010101, 0x02020202, 0x03030303, 0x04040404, 0x1111_0000_0000_0005n);
+      expect(b.readUInt32LE(s.fields.op.offset)).to.equal(0x01010101);
+      expect(b.readUInt32LE(s.fields.pid.offset)).to.equal(0x02020202);
+      expect(b.readUInt32LE(s.fields.fd.offset)).to.equal(0x03030303);
+      expect(b.readUInt32LE(s.fields.cap.offset)).to.equal(0x04040404);
+      expect(b.readBigUInt64LE(s.fields.epoll_fops.offset)).to.equal(0x1111_0000_0000_0005n);
+    }
     for (const [name, encode] of cases) {
       const s = btf.structs[name];
       const v: Record<string, bigint | number> = {};
@@ -99,6 +114,7 @@ describe('layout (unit): TS codecs against the object\'s BTF', () => {
       ['et_lookup_hdr', (b) => L.decodeLookupHdr(b, 0)],
       ['et_lookup_item', (b) => L.decodeLookupItem(b, 0)],
       ['et_seed_rec', (b) => L.decodeSeedRec(b, 0)],
+      ['et_sys_hdr', (b) => L.decodeSysHdr(b)],
     ];
     for (const [name, decode] of cases) {
       const s = btf.structs[name];
@@ -120,6 +136,12 @@ describe('layout (unit): TS codecs against the object\'s BTF', () => {
     expect(L.LOOKUP_HDR_SIZE).to.equal(btf.structs.et_lookup_hdr.size);
     expect(L.LOOKUP_ITEM_SIZE).to.equal(btf.structs.et_lookup_item.size);
     expect(L.SEED_REC_SIZE).to.equal(btf.structs.et_seed_rec.size);
+    expect(L.SYS_HDR_SIZE).to.equal(btf.structs.et_sys_hdr.size);
+    expect(L.ANSWER_SIZE).to.equal(btf.sections['.data.answer'].size);
+    expect(L.SYS_BIG * L.LOOKUP_ITEM_SIZE).to.equal(btf.sections['.data.answer'].vars.answer.size);
+    expect(L.SYS_STATUS.noFiles).to.equal(btf.enums.et_sys_status.ET_SYS_NO_FILES);
+    expect(L.SYS_UNLOCATED).to.equal(btf.enums.et_sys_flags.ET_SYS_UNLOCATED);
+    expect(L.SYS_OP.copies).to.equal(btf.enums.et_sys_op.ET_OP_COPIES);
     expect(L.LOOKUP_HDR_NITEMS).to.equal(btf.structs.et_lookup_hdr.fields.nitems.offset);
     expect(L.STAT_MAX).to.equal(btf.enums.et_stat.ET_STAT_MAX);
     expect(L.STAT.gen).to.equal(btf.enums.et_stat.ET_STAT_GEN);
