@@ -154,7 +154,7 @@ describe('cli', function () {
       [['load', '--max-regs', '0'], 'EPT_USAGE', /--max-regs takes a whole number from 1 to 16777216, got '0'/],
       [['load', '--max-epolls', '99999999999'], 'EPT_USAGE', /--max-epolls takes a whole number from 1 to 4194304/],
       [['bench', '--iterations', '0'], 'EPT_USAGE', /--iterations takes a whole number from 1/],
-      [['load', '--mode', 'magic'], 'EPT_USAGE', /--mode takes auto, fentry, kprobe, tracepoint; got 'magic'/],
+      [['load', '--mode', 'magic'], 'EPT_USAGE', /--mode takes auto, fentry, kprobe, lazy, tracepoint; got 'magic'/],
       [['ls', '--port', '0'], 'EPT_USAGE', /--port takes a port \(1–65535\), got '0'/],
       [['ls', '--kind', 'sock'], 'EPT_USAGE', /--kind takes one of/],
       [['ls', '--bogus'], 'EPT_USAGE', /unknown option '--bogus'/],
