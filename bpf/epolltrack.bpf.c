@@ -809,7 +809,11 @@ static long walk_one(__u32 i, struct walk_ctx *w)
 	if (loc) {
 		__u32 tid = loc->tid, fd = loc->fd, tgid = 0;
 
-		if (tid == w->owner ? ep_at(w->task, fd, item.ep) : ep_at_tid(tid, fd, item.ep, &tgid)) {
+		struct file *f;
+
+		/* In the task's own table: the fd table is already read. */
+		if (tid == w->owner ? ((f = fdt_file(&w->fdt, fd)) && (__u64)BPF_CORE_READ(f, private_data) == item.ep)
+				    : ep_at_tid(tid, fd, item.ep, &tgid)) {
 			item.loc_tid = tid;
 			item.loc_tgid = tid == w->owner ? w->tgid : tgid;
 			item.loc_fd = fd;
