@@ -13,7 +13,10 @@
  *   --timeout MS   how long to wait for each event (default 3000)
  *   --sleep MS     sleep before exiting (lets a test look at the process)
  *   --fds N        first open /dev/null until the process holds N fds
- *   --repeat K     K connections one after the other (benchmarks)
+ *   --repeat K     K connections one after the other (benchmarks; per thread with --threads)
+ *   --quiet        print one summary line instead of a line per connection:
+ *                  {"n","ok","us":[connect() call durations in µs, sorted]}
+ * Each line also has "us": how long the connect() call itself took, in µs.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,7 +37,9 @@
 #include <unistd.h>
 
 static int opt_block, opt_et, opt_oneshot, opt_excl, opt_epolls = 1, opt_dup, opt_fork, opt_threads = 1;
-static int opt_timeout = 3000, opt_sleep, opt_fds, opt_repeat = 1;
+static int opt_timeout = 3000, opt_sleep, opt_fds, opt_repeat = 1, opt_quiet;
+static long *q_us;
+static int q_n, q_ok;
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static int shared_ep[2] = { -1, -1 };
@@ -82,11 +87,13 @@ static unsigned wait_for(int ep, int fd, unsigned want)
 static void *one(void *arg)
 {
 	int idx = (int)(long)arg, s, r, cerr = 0, mod = -1, del = -1, dupfd = -1;
+	long us = 0;
 	unsigned out_ev = 0, in_ev = 0, base = EPOLLIN | EPOLLOUT;
 	char reply[64] = "";
 	int eps[2];
 
 	s = socket(addr.ss_family, SOCK_STREAM | (opt_block ? 0 : SOCK_NONBLOCK), 0);
+	__atomic_store_n(&seen[s & 4095], 0, __ATOMIC_SEQ_CST); /* nothing left from an earlier socket at this number */
 	if (opt_et)
 		base |= EPOLLET;
 	if (opt_oneshot)
@@ -108,8 +115,15 @@ static void *one(void *arg)
 		pause();
 		_exit(0);
 	}
-	r = connect(s, (struct sockaddr *)&addr, addrlen);
-	cerr = r ? errno : 0;
+	{
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = connect(s, (struct sockaddr *)&addr, addrlen);
+		cerr = r ? errno : 0;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+	}
 	if (r == 0 || cerr == EINPROGRESS) {
 		out_ev = wait_for(eps[0], s, EPOLLOUT);
 		if (out_ev && write(s, "ping\n", 5) == 5) {
@@ -137,10 +151,15 @@ static void *one(void *arg)
 		}
 	}
 	pthread_mutex_lock(&out_lock);
-	printf("{\"i\":%d,\"pid\":%d,\"fd\":%d,\"connect\":\"%s\",\"out\":%s,\"in\":%s,\"reply\":\"%s\",\"mod\":%d,\"del\":%d}\n",
-	       idx, getpid(), s, cerr ? strerror(cerr) : "ok", out_ev ? "true" : "false", in_ev ? "true" : "false",
-	       reply, mod, del);
-	fflush(stdout);
+	if (opt_quiet) {
+		q_us[q_n++] = us;
+		q_ok += out_ev && in_ev && !strcmp(reply, "pong") && !mod && !del;
+	} else {
+		printf("{\"i\":%d,\"pid\":%d,\"fd\":%d,\"connect\":\"%s\",\"out\":%s,\"in\":%s,\"reply\":\"%s\",\"mod\":%d,\"del\":%d,\"us\":%ld}\n",
+		       idx, getpid(), s, cerr ? strerror(cerr) : "ok", out_ev ? "true" : "false", in_ev ? "true" : "false",
+		       reply, mod, del, us);
+		fflush(stdout);
+	}
 	pthread_mutex_unlock(&out_lock);
 	if (dupfd >= 0)
 		close(dupfd);
@@ -149,6 +168,20 @@ static void *one(void *arg)
 		if (shared_ep[i] < 0)
 			close(eps[i]);
 	return NULL;
+}
+
+static void *many(void *arg)
+{
+	for (int k = 0; k < opt_repeat; k++)
+		one(arg);
+	return NULL;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -170,6 +203,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--sleep") && i + 1 < argc) opt_sleep = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--fds") && i + 1 < argc) opt_fds = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) opt_repeat = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--quiet")) opt_quiet = 1;
 		else { fprintf(stderr, "epclient: unknown option %s\n", argv[i]); return 2; }
 	}
 	if (argc - i != 2 || opt_epolls < 1 || opt_epolls > 2 || opt_threads < 1 || opt_threads > 64) {
@@ -194,6 +228,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	q_us = calloc((size_t)opt_threads * opt_repeat, sizeof(*q_us));
 	if (opt_fds) {
 		struct rlimit rl;
 		int have = 0;
@@ -211,12 +246,20 @@ int main(int argc, char **argv)
 		for (int e = 0; e < opt_epolls; e++)
 			shared_ep[e] = epoll_create1(0);
 		for (int t = 0; t < opt_threads; t++)
-			pthread_create(&th[t], NULL, one, (void *)(long)t);
+			pthread_create(&th[t], NULL, many, (void *)(long)t);
 		for (int t = 0; t < opt_threads; t++)
 			pthread_join(th[t], NULL);
 	} else {
 		for (int k = 0; k < opt_repeat; k++)
 			one((void *)(long)k);
+	}
+	if (opt_quiet) {
+		qsort(q_us, q_n, sizeof(*q_us), cmp_long);
+		printf("{\"n\":%d,\"ok\":%d,\"us\":[", q_n, q_ok);
+		for (int k = 0; k < q_n; k++)
+			printf("%s%ld", k ? "," : "", q_us[k]);
+		printf("]}\n");
+		fflush(stdout);
 	}
 	if (opt_sleep)
 		usleep(opt_sleep * 1000);

@@ -8,6 +8,8 @@
  *   nfds N        open /dev/null until the process holds N fds (raises RLIMIT_NOFILE)
  *   fork PATH     fork a child that serves commands over a connection to the unix socket PATH
  *   uadd EPFD FD EVENTS DATA   EPOLL_CTL_ADD submitted through io_uring
+ *   ureg FD       a new io_uring (kept open, rings mapped) with FD as fixed file 0: answers the ring fd
+ *   peer FD       getpeername works on FD: answers 1 or 0
  *   cloexec FD    set close-on-exec on FD
  *   sockopts FD   set SO_KEEPALIVE, SO_REUSEADDR, SO_RCVBUF 64K, TCP_NODELAY
  *   connect FD IP PORT   (IPv4, as the socket's flags say: blocking or not)
@@ -201,6 +203,21 @@ static void serve(FILE *in, FILE *out)
 				errno = -r;
 				r = -1;
 			}
+		} else if (!strcmp(cmd, "ureg")) {
+			struct io_uring_params p = { 0 };
+			int32_t fds[1] = { (int32_t)a };
+
+			r = syscall(__NR_io_uring_setup, 4, &p);
+			if (r >= 0 && (mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+					    MAP_SHARED | MAP_POPULATE, r, IORING_OFF_SQ_RING) == MAP_FAILED ||
+				       syscall(__NR_io_uring_register, r, IORING_REGISTER_FILES, fds, 1) < 0))
+				r = -1;
+		} else if (!strcmp(cmd, "peer")) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+
+			r = getpeername(a, (struct sockaddr *)&ss, &len) == 0;
+			errno = 0;
 		} else if (!strcmp(cmd, "cloexec")) {
 			r = fcntl(a, F_SETFD, FD_CLOEXEC);
 		} else if (!strcmp(cmd, "sockopts")) {

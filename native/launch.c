@@ -20,6 +20,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define WAIT_KILLABLE_RECV (1UL << 5)
+#else
+#define WAIT_KILLABLE_RECV SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#endif
+
 static int install(void)
 {
 	struct sock_filter f[] = {
@@ -32,11 +38,23 @@ static int install(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	int fd;
 
 	/* Without CAP_SYS_ADMIN a filter needs no_new_privs. */
 	if (geteuid() != 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -1;
-	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	/* Once the supervisor has received a connect, a signal must not interrupt the
+	 * wait: the caller would see EINTR, or a restarted connect would find the
+	 * swapped socket (EALREADY/EISCONN). WAIT_KILLABLE_RECV (5.19, "seccomp: Add
+	 * wait_killable semantic to seccomp user notifier")
+	 * makes that wait killable only; older kernels refuse the flag with EINVAL
+	 * and the supervisor handles the restart instead.
+	 * EPOLLTRACK_NO_WAIT_KILLABLE=1 leaves the flag off (tests of that path). */
+	fd = getenv("EPOLLTRACK_NO_WAIT_KILLABLE") ? -1 : syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+								  SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV, &prog);
+	if (fd < 0 && (errno == EINVAL || getenv("EPOLLTRACK_NO_WAIT_KILLABLE")))
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	return fd;
 }
 
 int main(int argc, char **argv)

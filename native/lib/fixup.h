@@ -27,8 +27,32 @@ _Static_assert(offsetof(struct ept_ctl, events) == 16, "struct ept_ctl events");
 _Static_assert(offsetof(struct ept_ctl, result) == 20, "struct ept_ctl result");
 _Static_assert(offsetof(struct ept_ctl, data) == 24, "struct ept_ctl data");
 
+/* One number of the caller to install the new file at (SECCOMP_ADDFD_FLAG_SETFD). */
+struct ept_addfd {
+	int32_t fd;      /* the caller's number */
+	uint32_t flags;  /* O_CLOEXEC or 0 */
+	int32_t result;  /* 0 or errno */
+	int32_t pad;
+};
+
+_Static_assert(sizeof(struct ept_addfd) == 16, "struct ept_addfd size");
+_Static_assert(offsetof(struct ept_addfd, fd) == 0, "struct ept_addfd fd");
+_Static_assert(offsetof(struct ept_addfd, flags) == 4, "struct ept_addfd flags");
+_Static_assert(offsetof(struct ept_addfd, result) == 8, "struct ept_addfd result");
+
 /* Run the requests in order; each gets its errno in ->result. Returns 0, or
  * -errno when the worker thread could not be started (no request ran there). */
 int ept_ctl_batch(struct ept_ctl *reqs, int n);
+
+/* The swap in one call: ADD reqs[0..nadd), ADDFD+SETFD of newfd at each fds[i]
+ * on notification id, DEL reqs[nadd..n). 0 done, 1 an ADD failed, 2 the first
+ * ADDFD failed (both undone), -errno when no worker could run it. */
+int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n);
+
+/* Numbers below limit of process pid holding the file at its fd (kcmp); count or -errno. */
+int ept_copies(int pid, int fd, int limit, int32_t *out, int max);
+
+/* IORING_REGISTER_FILES_UPDATE of slot in ring to fd; 0 or errno. */
+int ept_uring_update(int ring, unsigned slot, int fd);
 
 #endif

@@ -269,3 +269,136 @@ export function formatBench(r: BenchResult): string {
   }
   return lines.join('\n');
 }
+
+// ---- the storm: many processes, many concurrent swapped connects ----------------------
+
+export interface StormOptions {
+  processes?: number;
+  /** concurrent connects per process (threads of epclient) */
+  concurrent?: number;
+  /** connects per thread, one after the other */
+  rounds?: number;
+  /** fds each process holds */
+  fds?: number;
+  pinDir?: string;
+  log?: (s: string) => void;
+}
+export interface Latency { p50: number; p99: number; max: number; n: number }
+export interface StormRow {
+  fixup: boolean;
+  /** every copy of the old socket looked for (the fd-table scan) */
+  copies: boolean;
+  swaps: number;
+  failed: number;
+  /** connects whose program saw its events, answer and a working MOD/DEL */
+  clientOk: number;
+  seconds: number;
+  swapsPerSec: number;
+  /** the connect() call as the program saw it, µs */
+  client: Latency;
+}
+export interface StormResult {
+  processes: number; concurrent: number; rounds: number; fds: number;
+  rows: StormRow[];
+  /** one caller alone, connect() call µs, with and without the fix-up */
+  single: { fixup: Latency; none: Latency };
+  /** the storm's swaps/s with the fix-up over without */
+  fixupCost: number;
+}
+
+function latency(us: number[]): Latency {
+  const s = [...us].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? 0, n: s.length };
+}
+
+/** An echo server in a process of its own, so the supervisor's event loop is not shared with it. */
+async function echoServer(): Promise<{ port: number; stop: () => void }> {
+  const child = spawn(process.execPath, ['-e', `require('net').createServer((s) => s.on('data', () => s.end('pong\\n')).on('error', () => {}))
+    .listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, function () { console.log(this.address().port); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', () => reject(new Error('the echo server did not start')));
+  });
+  return { port, stop: () => child.kill('SIGKILL') };
+}
+
+async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log'>>, to: number, tracker: Tracker | undefined, fixup: boolean, single: boolean, copies = true): Promise<{ row: StormRow; us: number[] }> {
+  const { supervise } = await import('../supervise/launch.js');
+  const { parseEndpoint } = await import('../supervise/seccomp.js');
+  const epclient = join(packageRoot(), 'build', 'bin', 'epclient');
+  // Without the fix-up the programs never get their events: they give up quickly, or the storm would be timeouts.
+  const timeout = fixup ? '5000' : '20';
+  const args = single
+    ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80']
+    : ['--threads', String(o.concurrent), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80'];
+  const script = single ? `exec ${epclient} ${args.join(' ')}` : `for i in $(seq ${o.processes}); do ${epclient} ${args.join(' ')} & done; wait`;
+  let out = '';
+  let first = 0n, last = 0n, swaps = 0, failed = 0;
+  const r = await supervise('sh', ['-c', script], {
+    redirects: [{ from: parseEndpoint('127.0.0.2:80')!, to: parseEndpoint(`127.0.0.1:${to}`)! }], tracker, fixup, copies, stdio: 'pipe',
+    onSpawn: (_p, child) => child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }),
+    onSwap: (rec) => {
+      const now = process.hrtime.bigint();
+      if (rec.result !== 'swapped') { failed++; return; }
+      if (!swaps) first = now;
+      last = now;
+      swaps++;
+    },
+  });
+  void r;
+  const us: number[] = [];
+  let ok = 0;
+  for (const line of out.trim().split('\n').filter(Boolean)) {
+    const l = JSON.parse(line) as { n: number; ok: number; us: number[] };
+    ok += l.ok;
+    us.push(...l.us);
+  }
+  const seconds = Number(last - first) / 1e9;
+  return { row: { fixup, copies, swaps, failed, clientOk: ok, seconds, swapsPerSec: swaps > 1 ? (swaps - 1) / seconds : 0, client: latency(us) }, us };
+}
+
+/** The storm: `processes` programs × `concurrent` connects at once, each holding `fds` fds, served by one supervisor. */
+export async function storm(opts: StormOptions = {}): Promise<StormResult> {
+  const o = { processes: opts.processes ?? 32, concurrent: opts.concurrent ?? 30, rounds: opts.rounds ?? 5, fds: opts.fds ?? 500 };
+  const log = opts.log ?? (() => {});
+  const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
+  const ownTracker = !isLoaded(pinDir);
+  if (ownTracker) load({ pinDir });
+  const server = await echoServer();
+  let tracker: Tracker | undefined;
+  try {
+    tracker = await openTracker({ pinDir });
+    const rows: StormRow[] = [];
+    // Warm-up (first swaps start the fix-up library and the thread pool), then alternate.
+    await stormRun({ ...o, processes: 2, rounds: 1 }, server.port, tracker, true, false);
+    for (const [fixup, copies] of [[true, true], [false, true], [true, false], [false, false]]) {
+      log(`storm: ${o.processes} processes x ${o.concurrent} concurrent connects x ${o.rounds} rounds, ${o.fds} fds each, ${fixup ? 'with' : 'without'} the fix-up${copies ? '' : ', one number only'}`);
+      rows.push((await stormRun(o, server.port, fixup ? tracker : undefined, fixup, false, copies)).row);
+    }
+    log('storm: one caller alone');
+    const single = {
+      fixup: (await stormRun(o, server.port, tracker, true, true)).row.client,
+      none: (await stormRun(o, server.port, undefined, false, true)).row.client,
+    };
+    return { ...o, rows, single, fixupCost: rows[1].swapsPerSec / rows[0].swapsPerSec };
+  } finally {
+    tracker?.close();
+    server.stop();
+    if (ownTracker) unload({ pinDir });
+  }
+}
+
+export function formatStorm(r: StormResult): string {
+  const u = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`);
+  const lines = [
+    `storm: ${r.processes} processes x ${r.concurrent} concurrent connects x ${r.rounds} rounds, ${r.fds} fds each, one supervisor`,
+    '                            swaps  failed  program ok     swaps/s   connect() p50    p99       max       p99/p50',
+  ];
+  for (const x of r.rows) {
+    lines.push(`${`${x.fixup ? 'with fix-up' : 'no fix-up'}${x.copies ? ', all copies' : ', one number'}`.padEnd(26)} ${String(x.swaps).padStart(6)}  ${String(x.failed).padStart(6)}  ${String(x.clientOk).padStart(10)}  ${x.swapsPerSec.toFixed(0).padStart(10)}   ${u(x.client.p50).padEnd(14)} ${u(x.client.p99).padEnd(9)} ${u(x.client.max).padEnd(9)} ${(x.client.p99 / x.client.p50).toFixed(1)}x`);
+  }
+  lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)})`);
+  lines.push(`fix-up cost under the storm (all copies): swaps/s without / with = ${r.fixupCost.toFixed(2)}x`);
+  return lines.join('\n');
+}

@@ -200,11 +200,13 @@ async function ls(ctx: Ctx): Promise<void> {
 
 function parseRedirects(list: string[] | undefined) {
   return (list ?? []).map((r) => {
-    const i = r.lastIndexOf('=');
-    const from = i > 0 ? L.parseEndpoint(r.slice(0, i)) : undefined;
-    const to = i > 0 ? L.parseEndpoint(r.slice(i + 1)) : undefined;
-    if (!from || !to) throw new UsageError(`--redirect takes FROM=TO with IP:PORT or [IPv6]:PORT, got '${r}'`);
-    return { from, to };
+    const m = /^(tcp|udp):/.exec(r);
+    const body = m ? r.slice(4) : r;
+    const i = body.lastIndexOf('=');
+    const from = i > 0 ? L.parseEndpoint(body.slice(0, i)) : undefined;
+    const to = i > 0 ? L.parseEndpoint(body.slice(i + 1)) : undefined;
+    if (!from || !to) throw new UsageError(`--redirect takes [udp:]FROM=TO with IP:PORT or [IPv6]:PORT, got '${r}'`);
+    return { from, to, proto: (m?.[1] ?? 'tcp') as 'tcp' | 'udp' };
   });
 }
 
@@ -262,6 +264,18 @@ const runners: Record<string, Runner> = {
   },
   async bench(ctx) {
     const v = ctx.values;
+    if (v.storm) {
+      if (!isRoot()) throw new NotRootError();
+      const { storm, formatStorm } = await import('./bench.js');
+      const n = (k: string, lo: number, hi: number) => (v[k] !== undefined ? int(`--${k}`, str(v, k), lo, hi) : undefined);
+      const r = await storm({
+        processes: n('processes', 1, 1024), concurrent: n('concurrent', 1, 64), rounds: n('rounds', 1, 100000), fds: n('fds', 1, 1 << 20),
+        log: ctx.json ? undefined : (s) => process.stderr.write(`${s}\n`),
+      });
+      if (ctx.json) out(toJson(r, 2));
+      else out(formatStorm(r));
+      return;
+    }
     const fds = v.fds !== undefined ? str(v, 'fds')!.split(',').map((x) => int('--fds', x.trim(), ...FDS_RANGE)) : undefined;
     const iterations = v.iterations !== undefined ? int('--iterations', str(v, 'iterations'), ...ITERATIONS_RANGE) : undefined;
     const plot = str(v, 'plot');

@@ -46,8 +46,8 @@ const METHOD: OptionSpec = {
   help: 'bpf: the tracker (root); fdinfo: read /proc/PID/fdinfo, the slow path, which works for your own processes without root',
 };
 const REDIRECT: OptionSpec = {
-  name: 'redirect', type: 'string', multiple: true, value: 'FROM=TO',
-  help: 'serve connect()s to FROM with a socket made here, connected to TO (IP:PORT or [IPv6]:PORT; repeatable)',
+  name: 'redirect', type: 'string', multiple: true, value: '[udp:]FROM=TO',
+  help: 'serve connect()s to FROM with a socket made here, connected to TO (IP:PORT or [IPv6]:PORT; TCP sockets, or UDP with udp:; repeatable)',
 };
 const NO_FIXUP: OptionSpec = { name: 'no-epoll-fixup', type: 'boolean', help: 'swap sockets without moving their epoll registrations (to see the bug)' };
 const VERBOSE: OptionSpec = { name: 'verbose', type: 'boolean', help: 'log each interception: pid, fd, from, to, registrations moved, µs' };
@@ -136,10 +136,15 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'fds', type: 'string', value: 'N[,N...]', default: '1000,10000,19000', help: `fd counts of the benchmark process (each ${FDS_RANGE[0]}–${FDS_RANGE[1]})` },
       { name: 'iterations', type: 'string', value: 'N', default: '2000', help: `tracker lookups per fd count (${ITERATIONS_RANGE[0]}–${ITERATIONS_RANGE[1]})` },
       { name: 'plot', type: 'string', value: 'FILE.svg', help: 'also draw the lookup latencies as an SVG chart' },
+      { name: 'storm', type: 'boolean', help: 'instead: swapped connects from many processes at once (swaps/s, connect() p50/p99, with and without the fix-up); --fds is then the fds each process holds (default 500)' },
+      { name: 'processes', type: 'string', value: 'N', default: '32', help: 'with --storm: supervised processes' },
+      { name: 'concurrent', type: 'string', value: 'N', default: '30', help: 'with --storm: concurrent connects per process (1–64)' },
+      { name: 'rounds', type: 'string', value: 'N', default: '5', help: 'with --storm: connects per concurrent caller' },
       JSON_OPT,
     ],
     examples: [
       { cmd: 'epolltrack bench', help: 'the README\'s table' },
+      { cmd: 'epolltrack bench --storm', help: 'the supervisor under 32 x 30 concurrent connects' },
       { cmd: 'epolltrack bench --fds 1000,19000 --plot bench.svg', help: 'two sizes and a chart' },
     ],
   },

@@ -11,7 +11,13 @@ export function formatSwap(r: SwapRecord): string {
   const what = r.result === 'swapped'
     ? (r.error ? r.error : `swapped, ${r.moved} epoll registration${r.moved === 1 ? '' : 's'} moved (${r.source})`)
     : `failed: ${r.error} (errno ${r.errno})`;
-  return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.from} -> ${r.to}: ${what}, ${r.micros.toFixed(0)} µs`;
+  const more = [
+    r.copies ? `also installed at fd ${r.copies.filter((x) => x !== r.fd).join(', ')}` : '',
+    r.shared ? `old socket still held by ${r.shared.map((x) => `pid ${x.pid} fd ${x.fd}`).join(', ')} (not replaceable from this notification; ${r.kept ?? 0} registration(s) kept for them)` : '',
+    r.uring ? `io_uring fixed file ${r.uring.map((u) => `fd ${u.ringFd} slot ${u.slot} ${u.updated ? 'updated' : `not updated (errno ${u.errno})`}`).join(', ')}` : '',
+    r.unset ? `socket options not carried over: ${r.unset.join(', ')}` : '',
+  ].filter(Boolean);
+  return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.proto === 'udp' ? 'udp ' : ''}${r.from} -> ${r.to}: ${what}${more.length ? `; ${more.join('; ')}` : ''}, ${r.micros.toFixed(0)} µs`;
 }
 
 /**

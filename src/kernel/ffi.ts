@@ -149,6 +149,13 @@ function bindFixup() {
   return {
     /** struct ept_ctl reqs[n] (native/lib/fixup.h); each gets its errno in ->result; returns 0 or -errno */
     ept_ctl_batch: fn<[Buffer, number], number>(lib, 'int ept_ctl_batch(void *reqs, int n)'),
+    /** the whole swap: ADDs, ADDFD+SETFD at each struct ept_addfd, DELs; 0, 1 (ADD failed), 2 (ADDFD failed) or -errno */
+    ept_swap: fn<[number, bigint, number, Buffer, number, Buffer, number, number], number>(lib,
+      'int ept_swap(int listener, uint64_t id, int newfd, void *fds, int nfds, void *reqs, int nadd, int n)'),
+    /** numbers below limit of pid holding the file at its fd (kcmp); count or -errno */
+    ept_copies: fn<[number, number, number, Int32Array, number], number>(lib, 'int ept_copies(int pid, int fd, int limit, _Out_ int32_t *out, int max)'),
+    /** IORING_REGISTER_FILES_UPDATE of one slot; 0 or errno */
+    ept_uring_update: fn<[number, number, number], number>(lib, 'int ept_uring_update(int ring, unsigned int slot, int fd)'),
   };
 }
 

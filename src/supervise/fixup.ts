@@ -1,8 +1,11 @@
 /**
- * epoll_ctl with a chosen fd number, from an fd table of its own: the native
- * ept_ctl_batch() (native/lib/fixup.c) runs the requests synchronously in a
- * short-lived thread that unshared its fd table (CLONE_FILES).
+ * epoll_ctl with a chosen fd number, from an fd table of its own, and the
+ * whole swap in one native call: ept_swap() (native/lib/fixup.c) runs the
+ * ADDs of the new file, SECCOMP_IOCTL_NOTIF_ADDFD at every number, then the
+ * DELs of the old file, right here when every number is free in our table,
+ * else in one hand-off to a worker thread with an fd table of its own.
  */
+import { readFileSync } from 'node:fs';
 import { closeFd, fixupLib, takeFd } from '../kernel/ffi.js';
 
 export const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
@@ -26,39 +29,128 @@ export interface CtlRequest {
  */
 export const EPT_CTL = { size: 32, op: 0, epfd: 4, file: 8, tfd: 12, events: 16, result: 20, data: 24 } as const;
 const REQ_SIZE = EPT_CTL.size;
+/** struct ept_addfd (native/lib/fixup.h) */
+export const EPT_ADDFD = { size: 16, fd: 0, flags: 4, result: 8 } as const;
+
+/** Epoll fds of other processes, taken into this one for the length of a call. */
+class Epolls {
+  private readonly taken: number[] = [];
+  private readonly byKey = new Map<string, number>();
+  /** this process's fd for the epoll, or -errno */
+  fd(pid: number, fd: number): number {
+    if (pid === process.pid) return fd;
+    const key = `${pid}:${fd}`;
+    let ep = this.byKey.get(key);
+    if (ep === undefined) {
+      ep = takeFd(pid, fd);
+      if (ep >= 0) this.taken.push(ep);
+      this.byKey.set(key, ep);
+    }
+    return ep;
+  }
+  close(): void {
+    for (const fd of this.taken) closeFd(fd);
+  }
+}
+
+function encode(reqs: CtlRequest[], eps: Epolls, results: number[]): Buffer {
+  const buf = Buffer.alloc(REQ_SIZE * Math.max(1, reqs.length));
+  reqs.forEach((r, i) => {
+    const ep = eps.fd(r.epoll.pid, r.epoll.fd);
+    const off = i * REQ_SIZE;
+    buf.writeInt32LE(r.op, off + EPT_CTL.op);
+    buf.writeInt32LE(ep, off + EPT_CTL.epfd);
+    buf.writeInt32LE(r.file, off + EPT_CTL.file);
+    buf.writeInt32LE(r.tfd, off + EPT_CTL.tfd);
+    buf.writeUInt32LE(r.events >>> 0, off + EPT_CTL.events);
+    buf.writeUInt32LE(0, off + EPT_CTL.result);
+    buf.writeBigUInt64LE(BigInt.asUintN(64, r.data), off + EPT_CTL.data);
+    if (ep < 0) results[i] = -ep; // the epoll fd could not be taken (ESRCH/EBADF/EPERM)
+  });
+  return buf;
+}
+
+/** One number of the caller that gets the new file. */
+export interface InstallAt { fd: number; cloexec: boolean }
+
+export interface SwapOutcome {
+  /** 0: done; 1: an ADD failed (see adds), nothing changed; 2: the first ADDFD failed (see installs), nothing changed */
+  stage: 0 | 1 | 2;
+  /** errno per ADD request */
+  adds: number[];
+  /** errno per number installed at */
+  installs: number[];
+  /** errno per DEL request */
+  dels: number[];
+}
+
+/**
+ * The swap in one native call: ADD (new file, N) per `adds`, ADDFD+SETFD of
+ * `newFd` at each of `at` on notification `id`, then DEL (old file, N) per
+ * `dels`. A failing ADD or first ADDFD undoes the ADDs before it.
+ */
+export function swapFile(listenerFd: number, id: bigint, newFd: number, at: InstallAt[], adds: CtlRequest[], dels: CtlRequest[]): SwapOutcome {
+  const eps = new Epolls();
+  try {
+    const all = [...adds, ...dels];
+    const results = new Array<number>(all.length).fill(0);
+    const buf = encode(all, eps, results);
+    const bad = results.findIndex((e, i) => e !== 0 && i < adds.length);
+    if (bad >= 0) return { stage: 1, adds: results.slice(0, adds.length), installs: at.map(() => 0), dels: dels.map(() => 0) };
+    const fds = Buffer.alloc(EPT_ADDFD.size * Math.max(1, at.length));
+    at.forEach((a, i) => {
+      fds.writeInt32LE(a.fd, i * EPT_ADDFD.size + EPT_ADDFD.fd);
+      fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
+    });
+    const rc = fixupLib().ept_swap(listenerFd, id, newFd, fds, at.length, buf, adds.length, all.length);
+    if (rc < 0) throw new Error(`the fix-up worker could not start: errno ${-rc}`);
+    for (let i = 0; i < all.length; i++) if (!results[i]) results[i] = buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
+    return {
+      stage: rc as 0 | 1 | 2,
+      adds: results.slice(0, adds.length),
+      installs: at.map((_a, i) => fds.readInt32LE(i * EPT_ADDFD.size + EPT_ADDFD.result)),
+      dels: results.slice(adds.length),
+    };
+  } finally {
+    eps.close();
+  }
+}
 
 /** Run the requests in order; returns an errno per request (0 for success). */
 export function ctlBatch(reqs: CtlRequest[]): number[] {
   if (!reqs.length) return [];
-  const taken: number[] = [];
-  const epolls = new Map<string, number>();
-  const buf = Buffer.alloc(REQ_SIZE * reqs.length);
-  const results = new Array<number>(reqs.length).fill(0);
+  const eps = new Epolls();
   try {
-    reqs.forEach((r, i) => {
-      const key = `${r.epoll.pid}:${r.epoll.fd}`;
-      let ep = epolls.get(key);
-      if (ep === undefined) {
-        ep = r.epoll.pid === process.pid ? r.epoll.fd : takeFd(r.epoll.pid, r.epoll.fd);
-        if (ep >= 0 && r.epoll.pid !== process.pid) taken.push(ep);
-        epolls.set(key, ep);
-      }
-      const off = i * REQ_SIZE;
-      buf.writeInt32LE(r.op, off + EPT_CTL.op);
-      buf.writeInt32LE(ep, off + EPT_CTL.epfd);
-      buf.writeInt32LE(r.file, off + EPT_CTL.file);
-      buf.writeInt32LE(r.tfd, off + EPT_CTL.tfd);
-      buf.writeUInt32LE(r.events >>> 0, off + EPT_CTL.events);
-      buf.writeUInt32LE(0, off + EPT_CTL.result);
-      buf.writeBigUInt64LE(BigInt.asUintN(64, r.data), off + EPT_CTL.data);
-      if (ep < 0) results[i] = -ep; // the epoll fd could not be taken (ESRCH/EBADF/EPERM)
-    });
+    const results = new Array<number>(reqs.length).fill(0);
+    const buf = encode(reqs, eps, results);
     const rc = fixupLib().ept_ctl_batch(buf, reqs.length);
     for (let i = 0; i < reqs.length; i++) {
       if (!results[i]) results[i] = rc < 0 ? -rc : buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
     }
     return results;
   } finally {
-    for (const fd of taken) closeFd(fd);
+    eps.close();
   }
+}
+
+/** Put `fd` (of this process) into slot `slot` of the fixed-file table of `ring` (of this process). 0 or errno. */
+export function uringUpdate(ring: number, slot: number, fd: number): number {
+  return fixupLib().ept_uring_update(ring, slot, fd);
+}
+
+/**
+ * Every number of process `pid` holding the file at its fd `fd` (ascending):
+ * kcmp(KCMP_FILE) over the fd table in one native call (FDSize bounds it).
+ * A stand-in until the tracker's in-kernel copiesOf; undefined if pid is gone.
+ */
+export function fdTableCopies(pid: number, fd: number): number[] | undefined {
+  let size: number;
+  try {
+    size = Number(/^FDSize:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0);
+  } catch {
+    return undefined;
+  }
+  const out = new Int32Array(64);
+  const n = fixupLib().ept_copies(pid, fd, Math.max(size, fd + 1), out, out.length);
+  return n < 0 ? undefined : [...out.subarray(0, n)];
 }

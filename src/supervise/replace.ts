@@ -1,24 +1,35 @@
 /**
  * replaceFd: install a new file at fd N of a process that is stopped in a
- * seccomp notification, and move every epoll registration keyed (old file, N)
- * to (new file, N), same epoll instance, events and data.
+ * seccomp notification, and at every other number of that process holding
+ * the same (old) file, and move the epoll registrations keyed (old file, M)
+ * to (new file, M) for each such number M, same epoll instance, events, data.
  *
- * Order, so that a failure leaves nothing half-done:
- *   1. take a reference to the old file (pidfd_getfd) and read its registrations;
- *   2. ADD (new file, N) to each of those epolls (helper with its own fd table);
- *      a failure here DELs what was added and nothing else changed;
- *   3. ADDFD with SETFD puts the new file at N; a failure undoes step 2;
- *   4. DEL (old file, N) from each epoll: the old file may live on elsewhere
- *      (dup, fork, SCM_RIGHTS), and its stale registration must go;
- *   5. drop our references.
+ * Which registrations move (the rule for shared files): a registration
+ * (old, M) in epoll E means "the file at M" in the fd table of whoever uses
+ * E. It is the caller's when the caller holds E: then (new, M) is added. The
+ * old one is removed unless another process that also holds E still has the
+ * old file at M (a fork child, say): its MOD/DEL must keep finding it.
+ * Registrations in epolls the caller does not hold belong to other processes
+ * and stay as they are.
+ *
+ * Order, so that a failure leaves nothing half-done (one native call, ept_swap):
+ *   1. take a reference to the old file (pidfd_getfd), find the caller's copies
+ *      and the registrations;
+ *   2. ADD (new file, M) to each epoll; a failure DELs what was added;
+ *   3. ADDFD with SETFD at each number; a failure at the first undoes step 2;
+ *   4. DEL (old file, M) where the rule says so;
+ *   5. an io_uring fixed-file slot holding the old file is updated through
+ *      the ring (IORING_REGISTER_FILES_UPDATE) or reported;
+ *   6. drop our references.
  */
 import { constants } from 'node:os';
 import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
-import { ctlBatch, EPOLL_CTL_ADD, EPOLL_CTL_DEL } from './fixup.js';
-import { closeFd, takeFd } from '../kernel/ffi.js';
-import { addFdAt, fdCloexec, tgidOf } from './seccomp.js';
+import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, uringUpdate as ringUpdate, type CtlRequest } from './fixup.js';
+import { closeFd, KCMP_FILE, kcmp, takeFd } from '../kernel/ffi.js';
+import { fdCloexec, tgidOf } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
+import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** A pending seccomp notification whose caller gets the new file. */
 export interface ReplaceTarget {
@@ -43,7 +54,15 @@ export interface ReplaceOptions {
   tgid?: number;
   /** @internal a reference to the old file this process already holds (not closed here) */
   oldFd?: number;
+  /** also install at every other number of the caller holding the old file (default true) */
+  copies?: boolean;
 }
+
+/** Another process's fd holding the old file: this notification cannot replace it. */
+export interface SharedCopy { pid: number; fd: number }
+
+/** The old file in an io_uring fixed-file table of the caller. */
+export interface UringSlot { ringFd: number; slot: number; updated: boolean; errno?: number }
 
 export interface ReplaceResult {
   /** the registrations moved, as they were before the swap */
@@ -51,6 +70,16 @@ export interface ReplaceResult {
   source: 'bpf' | 'fdinfo' | 'none';
   micros: number;
   lookupMicros: number;
+  /** the caller's numbers that now hold the new file (the replaced fd first) */
+  copies: number[];
+  /** numbers of the caller that held the old file and could not be replaced (errno each) */
+  failedCopies: { fd: number; errno: number }[];
+  /** copies held by other processes (found among the caller's relatives and the epolls' holders) */
+  shared: SharedCopy[];
+  /** registrations left on the old file: in epolls the caller does not hold, or kept for a process sharing it */
+  kept: number;
+  /** io_uring fixed-file slots of the caller that held the old file */
+  uring: UringSlot[];
 }
 
 export { ReplaceError } from '../kernel/errors.js';
@@ -68,20 +97,126 @@ function whyAdd(e: number): string {
   }
 }
 
+
+const KCMP_FILES = 2;
+
+/** The main thread's children, parent, of a process (cheap: two small /proc reads). */
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+function parentOf(pid: number): number {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Does process `pid` hold the epoll at epollPid:epfd (any number)? */
+function holdsEpoll(pid: number, epollPid: number, epfd: number): boolean {
+  if (pid === epollPid || kcmp(pid, epollPid, KCMP_FILES, 0, 0) === 0) return true;
+  if (kcmp(epollPid, pid, KCMP_FILE, epfd, epfd) === 0) return true; // inherited at the same number
+  let names: string[] = [];
+  try { names = readdirSync(`/proc/${pid}/fd`); } catch { return false; }
+  for (const n of names) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${n}`) === 'anon_inode:[eventpoll]' && kcmp(epollPid, pid, KCMP_FILE, epfd, Number(n)) === 0) return true;
+    } catch { /* closed meanwhile */ }
+  }
+  return false;
+}
+
+/**
+ * Other processes holding the caller's old file at one of `numbers`: the
+ * caller's relatives (ancestors while they hold it, and the main-thread
+ * children of each holder, recursively) and the processes named as epoll
+ * locations. A copy sent to an unrelated process (SCM_RIGHTS, pidfd_getfd)
+ * under a number it is not registered with is not looked for.
+ */
+function otherHolders(tgid: number, numbers: number[], epollPids: number[]): SharedCopy[] {
+  const out: SharedCopy[] = [];
+  const seen = new Set<number>([tgid, process.pid]);
+  const holds = (p: number) => {
+    const found = numbers.filter((n) => kcmp(tgid, p, KCMP_FILE, n, n) === 0);
+    for (const fd of found) out.push({ pid: p, fd });
+    return found.length > 0;
+  };
+  const down = (p: number) => {
+    for (const ch of children(p)) {
+      if (seen.has(ch)) continue;
+      seen.add(ch);
+      if (holds(ch)) down(ch);
+    }
+  };
+  down(tgid);
+  for (let p = parentOf(tgid); p > 1 && !seen.has(p); p = parentOf(p)) {
+    seen.add(p);
+    if (!holds(p)) break;
+    down(p);
+  }
+  for (const p of epollPids) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    if (kcmp(tgid, p, KCMP_FILES, 0, 0) !== 0) holds(p);
+  }
+  return out;
+}
+
+/** The caller's io_uring fixed-file slots holding the file with inode `ino` (rings found through /proc/PID/maps). */
+function uringSlots(tgid: number, ino: bigint): { ringFd: number; slot: number }[] {
+  let maps = '';
+  try { maps = readFileSync(`/proc/${tgid}/maps`, 'latin1'); } catch { return []; }
+  if (!maps.includes('[io_uring]')) return [];
+  const out: { ringFd: number; slot: number }[] = [];
+  const want = `socket:[${ino}]`;
+  for (const n of readdirSync(`/proc/${tgid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${tgid}/fd/${n}`) !== 'anon_inode:[io_uring]') continue;
+      const info = readFileSync(`/proc/${tgid}/fdinfo/${n}`, 'latin1');
+      const at = info.indexOf('UserFiles:');
+      if (at < 0) continue;
+      for (const line of info.slice(at).split('\n').slice(1)) {
+        const m = /^\s*(\d+):\s(.*)$/.exec(line);
+        if (!m) break;
+        if (m[2] === want) out.push({ ringFd: Number(n), slot: Number(m[1]) });
+      }
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
+}
+
+/** Put `newFd` into slot `slot` of the ring at tgid:ringFd (IORING_REGISTER_FILES_UPDATE). 0 or errno. */
+function uringUpdate(tgid: number, ringFd: number, slot: number, newFd: number): number {
+  const ring = takeFd(tgid, ringFd);
+  if (ring < 0) return -ring;
+  try {
+    return ringUpdate(ring, slot, newFd);
+  } finally {
+    closeFd(ring);
+  }
+}
+
 export async function replaceFd(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): Promise<ReplaceResult> {
   const t0 = process.hrtime.bigint();
   const tgid = opts.tgid ?? tgidOf(target.pid);
-  if (tgid === undefined) throw new NoSuchProcessError(`no process ${target.pid}`);
+  if (tgid === undefined) throw new NoSuchProcessError(`no process ${tgid ?? target.pid}`);
   let oldCopy = opts.oldFd ?? -1;
-  let added: Membership[] = [];
   try {
-    // 1. Keep the old file alive until we are done with it, and read where it is registered.
+    // 1. Keep the old file alive until we are done with it; find its copies and registrations.
     if (oldCopy < 0) {
       oldCopy = takeFd(tgid, target.fd);
       if (oldCopy === -ESRCH) throw new NoSuchProcessError(`no process ${tgid}`);
       if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
     }
     const fixup = opts.fixup ?? true;
+    const numbers = opts.copies === false ? [target.fd]
+      : [target.fd, ...(opts.tracker ? opts.tracker.copiesOf(tgid, target.fd) : (fdTableCopies(tgid, target.fd) ?? [target.fd]))
+        .filter((n) => n !== target.fd)];
     let regs: Membership[] = [];
     let source: ReplaceResult['source'] = 'none';
     let cloexec = opts.cloexec;
@@ -90,44 +225,66 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
       const all = opts.tracker ? opts.tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
       source = opts.tracker ? opts.tracker.lastLookup.source : 'fdinfo';
       cloexec ??= opts.tracker?.lastLookup.cloexec;
-      regs = all.filter((m) => m.tfd === target.fd);
+      regs = all.filter((m) => numbers.includes(m.tfd));
     }
     const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
     cloexec ??= fdCloexec(tgid, target.fd);
 
-    // 2. (new file, N) into each epoll.
-    const adds = ctlBatch(regs.map((m) => ({
-      op: EPOLL_CTL_ADD, epoll: { pid: m.epollPid, fd: m.epfd }, file: newFd, tfd: target.fd, events: m.events, data: m.data,
-    })));
-    added = regs.filter((_m, i) => adds[i] === 0);
-    const failed = adds.findIndex((e) => e !== 0);
-    if (failed >= 0) {
-      const m = regs[failed];
-      throw new ReplaceError(`cannot move the epoll registration of fd ${target.fd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(adds[failed])}`, adds[failed]);
+    // Whose registrations are these? (the rule for shared files, above)
+    const foreign = [...new Set(regs.map((m) => m.epollPid).filter((p) => p !== tgid))];
+    const shared = numbers.length && (foreign.length || regs.length) ? otherHolders(tgid, numbers, foreign) : [];
+    const mine: Membership[] = [];
+    const dels: Membership[] = [];
+    let kept = 0;
+    const holdsCache = new Map<string, boolean>();
+    const holds = (pid: number, m: Membership) => {
+      const k = `${pid}/${m.epollPid}:${m.epfd}`;
+      let v = holdsCache.get(k);
+      if (v === undefined) holdsCache.set(k, v = holdsEpoll(pid, m.epollPid, m.epfd));
+      return v;
+    };
+    for (const m of regs) {
+      if (!holds(tgid, m)) { kept++; continue; }
+      mine.push(m);
+      if (shared.some((h) => h.fd === m.tfd && holds(h.pid, m))) kept++;
+      else dels.push(m);
     }
 
-    // 3. The swap itself.
-    const r = addFdAt(target.listenerFd, target.id, newFd, target.fd, cloexec);
-    if (r < 0) {
-      const e = -r;
+    // 2-4. ADD, ADDFD at every number, DEL: one native call.
+    const ctl = (op: number, file: number, m: Membership): CtlRequest => ({
+      op, epoll: { pid: m.epollPid, fd: m.epfd }, file, tfd: m.tfd, events: op === EPOLL_CTL_ADD ? m.events : 0, data: op === EPOLL_CTL_ADD ? m.data : 0n,
+    });
+    const at = numbers.map((n) => ({ fd: n, cloexec: n === target.fd ? cloexec! : fdCloexec(tgid, n) }));
+    const out = swapFile(target.listenerFd, target.id, newFd, at,
+      mine.map((m) => ctl(EPOLL_CTL_ADD, newFd, m)), dels.map((m) => ctl(EPOLL_CTL_DEL, oldCopy, m)));
+    if (out.stage === 1) {
+      const i = out.adds.findIndex((e) => e !== 0);
+      const m = mine[i];
+      throw new ReplaceError(`cannot move the epoll registration of fd ${m.tfd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(out.adds[i])}`, out.adds[i]);
+    }
+    if (out.stage === 2) {
+      const e = out.installs[0];
       throw new ReplaceError(e === ENOENT
         ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
         : `SECCOMP_IOCTL_NOTIF_ADDFD failed: ${errnoName(e)}`, e === ENOENT ? ESRCH : e);
     }
-    const moved = added;
-    added = []; // committed: no rollback from here on
+    for (const m of mine) opts.tracker?.noteEpoll(m.epollPid, m.epfd);
 
-    // 4. Drop the stale (old file, N) registrations (ENOENT: already gone with the file).
-    ctlBatch(moved.map((m) => ({
-      op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: oldCopy, tfd: target.fd, events: 0, data: 0n,
-    })));
-    for (const m of moved) opts.tracker?.noteEpoll(m.epollPid, m.epfd);
-    return { moved, source, micros: Number(process.hrtime.bigint() - t0) / 1000, lookupMicros };
+    // 5. io_uring fixed files holding the old file.
+    const uring: UringSlot[] = [];
+    if (opts.copies !== false) {
+      for (const u of uringSlots(tgid, fstatSync(oldCopy, { bigint: true }).ino)) {
+        const e = uringUpdate(tgid, u.ringFd, u.slot, newFd);
+        uring.push(e ? { ...u, updated: false, errno: e } : { ...u, updated: true });
+      }
+    }
+    return {
+      moved: mine, source, micros: Number(process.hrtime.bigint() - t0) / 1000, lookupMicros,
+      copies: numbers.filter((_n, i) => out.installs[i] === 0),
+      failedCopies: numbers.map((fd, i) => ({ fd, errno: out.installs[i] })).filter((x) => x.errno !== 0),
+      shared, kept, uring,
+    };
   } finally {
-    // Roll back additions that were not committed.
-    ctlBatch(added.map((m) => ({
-      op: EPOLL_CTL_DEL, epoll: { pid: m.epollPid, fd: m.epfd }, file: newFd, tfd: target.fd, events: 0, data: 0n,
-    })));
     if (opts.oldFd === undefined) closeFd(oldCopy);
   }
 }

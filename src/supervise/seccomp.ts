@@ -7,7 +7,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { constants } from 'node:os';
 import { errnoName } from '../kernel/errors.js';
-import { errno, libc } from '../kernel/ffi.js';
+import { closeFd, errno, libc } from '../kernel/ffi.js';
 import { POLLERR, POLLHUP, POLLIN, POLLOUT, waitFd } from '../kernel/poller.js';
 import { AF_INET, AF_INET6, encodeSockaddr, type SockAddr } from './endpoint.js';
 
@@ -159,11 +159,10 @@ export function fdCloexec(pid: number, fd: number): boolean {
 
 // ---- sockets -------------------------------------------------------------------
 
-export const SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1, IPPROTO_TCP = 6;
-const SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9, SO_REUSEPORT = 15;
+export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
+const SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDTIMEO = 21;
 const SO_PROTOCOL = 38, SO_DOMAIN = 39;
-const TCP_NODELAY = 1;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 export const { EINPROGRESS, EIO, EINVAL, EFAULT, EBADF, ENOTSOCK, ETIMEDOUT, EINTR, ENOENT, EMFILE, ENFILE } = constants.errno;
 
@@ -173,10 +172,86 @@ function getInt(fd: number, level: number, name: number): number | undefined {
   return c().getsockopt(fd, level, name, v, len) === 0 ? v.readInt32LE(0) : undefined;
 }
 
-function setInt(fd: number, level: number, name: number, value: number): boolean {
-  const v = Buffer.alloc(4);
-  v.writeInt32LE(value);
-  return c().setsockopt(fd, level, name, v, 4) === 0;
+function getRaw(fd: number, level: number, name: number, size: number): Buffer | undefined {
+  const v = Buffer.alloc(size);
+  const len = [size];
+  return c().getsockopt(fd, level, name, v, len) === 0 ? v.subarray(0, len[0]) : undefined;
+}
+
+/** A socket option a program may set before connect(), carried over to a replacement. */
+export interface SockOpt {
+  level: number;
+  name: number;
+  label: string;
+  /** the value as read (an int, a struct timeval, a struct linger or a string) */
+  raw: Buffer;
+  /** a number for the int options, milliseconds for timeouts, the linger time (-1 off) for SO_LINGER */
+  value: number;
+}
+
+type Kind = 'int' | 'timeval' | 'linger' | 'string';
+/** [level, name, label, kind, families (0: any), types (0: any)] */
+const OPTIONS: [number, number, string, Kind, number, number][] = [
+  [SOL_SOCKET, 2, 'SO_REUSEADDR', 'int', 0, 0], [SOL_SOCKET, 15, 'SO_REUSEPORT', 'int', 0, 0],
+  [SOL_SOCKET, 9, 'SO_KEEPALIVE', 'int', 0, 0], [SOL_SOCKET, SO_RCVBUF, 'SO_RCVBUF', 'int', 0, 0],
+  [SOL_SOCKET, SO_SNDBUF, 'SO_SNDBUF', 'int', 0, 0], [SOL_SOCKET, 20, 'SO_RCVTIMEO', 'timeval', 0, 0],
+  [SOL_SOCKET, SO_SNDTIMEO, 'SO_SNDTIMEO', 'timeval', 0, 0], [SOL_SOCKET, 13, 'SO_LINGER', 'linger', 0, 0],
+  [SOL_SOCKET, 12, 'SO_PRIORITY', 'int', 0, 0], [SOL_SOCKET, 36, 'SO_MARK', 'int', 0, 0],
+  [SOL_SOCKET, 10, 'SO_OOBINLINE', 'int', 0, 0], [SOL_SOCKET, 18, 'SO_RCVLOWAT', 'int', 0, 0],
+  [SOL_SOCKET, 6, 'SO_BROADCAST', 'int', 0, 0], [SOL_SOCKET, 5, 'SO_DONTROUTE', 'int', 0, 0],
+  [SOL_SOCKET, 46, 'SO_BUSY_POLL', 'int', 0, 0], [SOL_SOCKET, 47, 'SO_MAX_PACING_RATE', 'int', 0, 0],
+  [SOL_SOCKET, 60, 'SO_ZEROCOPY', 'int', 0, 0],
+  [IPPROTO_IP, 1, 'IP_TOS', 'int', AF_INET, 0], [IPPROTO_IP, 2, 'IP_TTL', 'int', AF_INET, 0],
+  [IPPROTO_IP, 10, 'IP_MTU_DISCOVER', 'int', AF_INET, 0], [IPPROTO_IP, 11, 'IP_RECVERR', 'int', AF_INET, 0],
+  [IPPROTO_IP, 15, 'IP_FREEBIND', 'int', AF_INET, 0], [IPPROTO_IP, 24, 'IP_BIND_ADDRESS_NO_PORT', 'int', AF_INET, 0],
+  [IPPROTO_IPV6, 67, 'IPV6_TCLASS', 'int', AF_INET6, 0], [IPPROTO_IPV6, 16, 'IPV6_UNICAST_HOPS', 'int', AF_INET6, 0],
+  [IPPROTO_IPV6, 23, 'IPV6_MTU_DISCOVER', 'int', AF_INET6, 0], [IPPROTO_IPV6, 25, 'IPV6_RECVERR', 'int', AF_INET6, 0],
+  [IPPROTO_TCP, 1, 'TCP_NODELAY', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 2, 'TCP_MAXSEG', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 3, 'TCP_CORK', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 4, 'TCP_KEEPIDLE', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 5, 'TCP_KEEPINTVL', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 6, 'TCP_KEEPCNT', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 7, 'TCP_SYNCNT', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 8, 'TCP_LINGER2', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 10, 'TCP_WINDOW_CLAMP', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 12, 'TCP_QUICKACK', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 13, 'TCP_CONGESTION', 'string', 0, SOCK_STREAM], [IPPROTO_TCP, 18, 'TCP_USER_TIMEOUT', 'int', 0, SOCK_STREAM],
+  [IPPROTO_TCP, 25, 'TCP_NOTSENT_LOWAT', 'int', 0, SOCK_STREAM], [IPPROTO_TCP, 30, 'TCP_FASTOPEN_CONNECT', 'int', 0, SOCK_STREAM],
+  [IPPROTO_UDP, 1, 'UDP_CORK', 'int', 0, SOCK_DGRAM], [IPPROTO_UDP, 103, 'UDP_SEGMENT', 'int', 0, SOCK_DGRAM],
+  [IPPROTO_UDP, 104, 'UDP_GRO', 'int', 0, SOCK_DGRAM],
+];
+const SIZE: Record<Kind, number> = { int: 4, timeval: 16, linger: 8, string: 16 };
+
+function valueOf(kind: Kind, raw: Buffer): number {
+  switch (kind) {
+    case 'int': return raw.length >= 4 ? raw.readInt32LE(0) : 0;
+    case 'timeval': return raw.length >= 16 ? Number(raw.readBigInt64LE(0)) * 1000 + Math.floor(Number(raw.readBigInt64LE(8)) / 1000) : 0;
+    case 'linger': return raw.length >= 8 && raw.readInt32LE(0) ? raw.readInt32LE(4) : -1;
+    case 'string': return raw.indexOf(0) < 0 ? raw.length : raw.indexOf(0);
+  }
+}
+
+function readOptions(fd: number, domain: number, type: number): SockOpt[] {
+  const out: SockOpt[] = [];
+  for (const [level, name, label, kind, fam, typ] of OPTIONS) {
+    if ((fam && fam !== domain) || (typ && typ !== type)) continue;
+    const raw = getRaw(fd, level, name, SIZE[kind]);
+    if (raw) out.push({ level, name, label, raw: kind === 'string' ? raw.subarray(0, valueOf(kind, raw)) : raw, value: valueOf(kind, raw) });
+  }
+  return out;
+}
+
+/** What a fresh socket of each (domain, type) has, so only what the program changed is carried over. */
+const defaults = new Map<string, Map<string, string>>();
+function defaultsOf(domain: number, type: number): Map<string, string> {
+  const key = `${domain}/${type}`;
+  let d = defaults.get(key);
+  if (!d) {
+    d = new Map();
+    const fd = c().socket(domain, type | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+      for (const o of readOptions(fd, domain, type)) d.set(o.label, o.raw.toString('hex'));
+      closeFd(fd);
+    }
+    defaults.set(key, d);
+  }
+  return d;
 }
 
 export interface SocketInfo {
@@ -185,16 +260,14 @@ export interface SocketInfo {
   protocol: number;
   nonblock: boolean;
   connected: boolean;
-  /** socket options a caller may set before connect, copied to a replacement */
-  options: { level: number; name: number; value: number; label: string }[];
+  /** every option a caller may set before connect, as it is on this socket */
+  options: SockOpt[];
+  /** the options that differ from a fresh socket's: what a replacement gets */
+  changed: SockOpt[];
   localPort: number;
+  /** SO_SNDTIMEO in milliseconds (0: none): how long a blocking connect may wait */
+  sndTimeoMs: number;
 }
-
-const COPIED: [number, number, string][] = [
-  [SOL_SOCKET, SO_REUSEADDR, 'SO_REUSEADDR'], [SOL_SOCKET, SO_REUSEPORT, 'SO_REUSEPORT'],
-  [SOL_SOCKET, SO_KEEPALIVE, 'SO_KEEPALIVE'], [SOL_SOCKET, SO_RCVBUF, 'SO_RCVBUF'],
-  [SOL_SOCKET, SO_SNDBUF, 'SO_SNDBUF'], [IPPROTO_TCP, TCP_NODELAY, 'TCP_NODELAY'],
-];
 
 /** What a socket is and how its owner set it up; undefined if fd is not a socket. */
 export function socketInfo(fd: number): SocketInfo | undefined {
@@ -209,21 +282,31 @@ export function socketInfo(fd: number): SocketInfo | undefined {
   const llen = [128];
   let localPort = 0;
   if (c().getsockname(fd, local, llen) === 0 && (domain === AF_INET || domain === AF_INET6)) localPort = local.readUInt16BE(2);
-  const options: SocketInfo['options'] = [];
-  for (const [level, name, label] of COPIED) {
-    if (level === IPPROTO_TCP && protocol !== IPPROTO_TCP && protocol !== 0) continue;
-    const value = getInt(fd, level, name);
-    if (value !== undefined) options.push({ level, name, value, label });
-  }
-  return { domain, type, protocol, nonblock: (flags & O_NONBLOCK) !== 0, connected, options, localPort };
+  const options = domain === AF_INET || domain === AF_INET6 ? readOptions(fd, domain, type) : [];
+  const base = defaultsOf(domain, type);
+  const changed = options.filter((o) => base.get(o.label) !== o.raw.toString('hex'));
+  const snd = options.find((o) => o.label === 'SO_SNDTIMEO');
+  return { domain, type, protocol, nonblock: (flags & O_NONBLOCK) !== 0, connected, options, changed, localPort, sndTimeoMs: snd?.value ?? 0 };
 }
 
-/** Apply socket options read from another socket; SO_RCVBUF/SNDBUF are halved (the kernel doubles them on set). */
-export function applyOptions(fd: number, opts: SocketInfo['options']): void {
+/**
+ * Apply socket options read from another socket; SO_RCVBUF/SNDBUF are halved
+ * (the kernel doubles them on set). Options of the other address family
+ * (a replacement in another family) are skipped. Returns the labels that
+ * could not be set (SO_MARK without CAP_NET_ADMIN, say).
+ */
+export function applyOptions(fd: number, opts: SockOpt[], family?: number): string[] {
+  const failed: string[] = [];
   for (const o of opts) {
-    const v = o.name === SO_RCVBUF || o.name === SO_SNDBUF ? Math.floor(o.value / 2) : o.value;
-    setInt(fd, o.level, o.name, v);
+    if (family !== undefined && ((o.level === IPPROTO_IP && family !== AF_INET) || (o.level === IPPROTO_IPV6 && family !== AF_INET6))) continue;
+    let raw = o.raw;
+    if (o.level === SOL_SOCKET && (o.name === SO_RCVBUF || o.name === SO_SNDBUF)) {
+      raw = Buffer.alloc(4);
+      raw.writeInt32LE(Math.floor(o.value / 2));
+    }
+    if (c().setsockopt(fd, o.level, o.name, raw, raw.length) !== 0) failed.push(o.label);
   }
+  return failed;
 }
 
 /**
@@ -245,11 +328,12 @@ export function setNonblock(fd: number, on: boolean): void {
   c().fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
 }
 
-/** A new non-blocking socket connecting to `to`: returns fd and 0 / EINPROGRESS / errno. */
-export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number } {
-  const fd = c().socket(to.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return { fd: -1, err: errno() };
-  if (like) applyOptions(fd, like.options);
+/** A new non-blocking socket of `type` connecting to `to`: returns fd, 0 / EINPROGRESS / errno, and the options not carried over. */
+export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
+  const type = like?.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
+  const fd = c().socket(to.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return { fd: -1, err: errno(), unset: [] };
+  const unset = like ? applyOptions(fd, like.changed, to.family) : [];
   const bindPort = like?.localPort ?? 0;
   if (bindPort) {
     const any = encodeSockaddr({ family: to.family, ip: to.family === AF_INET ? '0.0.0.0' : '::', port: bindPort });
@@ -257,6 +341,5 @@ export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err
   }
   const a = encodeSockaddr(to);
   const r = c().connect(fd, a, a.length);
-  return { fd, err: r === 0 ? 0 : errno() };
+  return { fd, err: r === 0 ? 0 : errno(), unset };
 }
-

@@ -10,15 +10,17 @@ import { fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
 import { closeFd, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
-import { replaceFd, ReplaceError } from './replace.js';
+import { replaceFd, ReplaceError, type SharedCopy, type UringSlot } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
+  SOCK_DGRAM, SOCK_STREAM,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
   socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 
-export interface Redirect { from: SockAddr; to: SockAddr }
+/** A connect to `from` is served by a socket connected to `to`; `proto` says which sockets (default tcp: stream sockets). */
+export interface Redirect { from: SockAddr; to: SockAddr; proto?: 'tcp' | 'udp' }
 
 export interface SupervisorOptions {
   redirects: Redirect[];
@@ -30,6 +32,10 @@ export interface SupervisorOptions {
   connectTimeoutMs?: number;
   /** errors while serving, reported after the caller was answered (else 'error' events, if listened to) */
   onError?: (err: Error) => void;
+  /** install the new socket at every number of the caller holding the old one (default true) */
+  copies?: boolean;
+  /** @internal fault injection: runs after the swap, just before the caller is answered */
+  beforeAnswer?: (pid: number) => void | Promise<void>;
 }
 
 /** One intercepted connect that was redirected. */
@@ -45,6 +51,18 @@ export interface SwapRecord {
   moved: number;
   source: string;
   micros: number;
+  /** 'udp' for a datagram redirect */
+  proto?: 'tcp' | 'udp';
+  /** every number of the caller that got the new socket, when more than the one connected */
+  copies?: number[];
+  /** copies of the old socket held by other processes: not replaced (seccomp cannot), their registrations kept */
+  shared?: SharedCopy[];
+  /** registrations left on the old socket for other processes */
+  kept?: number;
+  /** io_uring fixed-file slots of the caller that held the old socket (updated through the ring, or not) */
+  uring?: UringSlot[];
+  /** socket options that could not be carried over */
+  unset?: string[];
 }
 
 /** The supervisor's own fd table (or the system's) is full: the caller gets that errno, and the cause is logged. */
@@ -59,9 +77,17 @@ export class Supervisor extends EventEmitter {
   private readonly fixup: boolean;
   private readonly tracker?: Tracker;
   private readonly timeout: number;
+  private readonly beforeAnswer?: (pid: number) => void | Promise<void>;
+  private readonly copies: boolean;
   private readonly busy = new Map<string, Promise<void>>();
   /** sockets we installed: `${tgid}:${fd}` -> inode, so a second connect on them goes to the kernel */
   private readonly installed = new Map<string, bigint>();
+  /**
+   * Swaps whose answer never reached the caller (a signal interrupted its wait:
+   * kernels without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV): a restarted connect on
+   * that socket gets the answer the first one should have had.
+   */
+  private readonly unanswered = new Map<string, { ino: bigint; result: { val?: number; error?: number } }>();
   readonly swaps: SwapRecord[] = [];
   private stopped = false;
   private readonly stopping = new AbortController();
@@ -74,6 +100,8 @@ export class Supervisor extends EventEmitter {
     this.tracker = opts.tracker;
     this.timeout = opts.connectTimeoutMs ?? 30000;
     this.onError = opts.onError;
+    this.beforeAnswer = opts.beforeAnswer;
+    this.copies = opts.copies ?? true;
   }
 
   /**
@@ -133,8 +161,8 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Wait for a connect to finish, giving up early when the caller goes away. */
-  private async connected(listenerFd: number, id: bigint, fd: number): Promise<boolean> {
-    const end = Date.now() + this.timeout;
+  private async connected(listenerFd: number, id: bigint, fd: number, limitMs = this.timeout): Promise<boolean> {
+    const end = Date.now() + limitMs;
     while (Date.now() < end) {
       if ((await pollAsync(fd, POLLOUT, Math.min(200, end - Date.now()))) > 0) return true;
       if (!notificationValid(listenerFd, id)) return false;
@@ -142,8 +170,8 @@ export class Supervisor extends EventEmitter {
     return false;
   }
 
-  private match(a: SockAddr): Redirect | undefined {
-    return this.redirects.find((r) => sameAddr(r.from, a));
+  private match(a: SockAddr): Redirect[] {
+    return this.redirects.filter((r) => sameAddr(r.from, a));
   }
 
   private async handle(listenerFd: number, n: Notification): Promise<void> {
@@ -158,8 +186,8 @@ export class Supervisor extends EventEmitter {
     if (!notificationValid(listenerFd, n.id)) return; // the caller is gone: what we read may be someone else's
     if (!raw) return void respond(listenerFd, n.id, { error: EFAULT });
     const addr = parseSockaddr(raw);
-    const rule = addr && this.match(addr);
-    if (!rule) return void cont();
+    const rules = addr ? this.match(addr) : [];
+    if (!rules.length) return void cont();
 
     const tgid = tgidOf(n.pid);
     if (tgid === undefined) return;
@@ -169,25 +197,42 @@ export class Supervisor extends EventEmitter {
     let release = () => {};
     this.busy.set(key, new Promise<void>((r) => { release = r; }));
     try {
-      await this.redirect(listenerFd, n, tgid, fd, rule);
+      await this.redirect(listenerFd, n, tgid, fd, rules);
     } finally {
       this.busy.delete(key);
       release();
     }
   }
 
-  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rule: Redirect): Promise<void> {
+  /** Answer the caller; a failed answer (the caller was interrupted or died) is recorded, and remembered for a restart. */
+  private answer(listenerFd: number, n: Notification, rec: SwapRecord, key: string, ino: bigint, result: { val?: number; error?: number }): void {
+    const e = respond(listenerFd, n.id, result);
+    if (!e) return;
+    rec.result = 'failed';
+    rec.errno = e;
+    rec.error = e === ENOENT
+      ? 'the caller was interrupted before the answer reached it (respond: ENOENT); a restarted connect gets this answer'
+      : `the answer could not be sent (respond: errno ${e})`;
+    if (e === ENOENT) {
+      this.unanswered.set(key, { ino, result });
+      if (this.unanswered.size > 1000) this.unanswered.delete(this.unanswered.keys().next().value as string);
+    }
+  }
+
+  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[]): Promise<void> {
     const t0 = process.hrtime.bigint();
     const rec: SwapRecord = {
-      time: new Date().toISOString(), pid: tgid, fd, from: formatSockaddr(rule.from), to: formatSockaddr(rule.to),
+      time: new Date().toISOString(), pid: tgid, fd, from: formatSockaddr(rules[0].from), to: formatSockaddr(rules[0].to),
       result: 'failed', moved: 0, source: 'none', micros: 0,
     };
-    const fail = (errnoValue: number, why: string) => {
-      respond(listenerFd, n.id, { error: errnoValue });
-      rec.errno = errnoValue;
-      rec.error = why;
-    };
+    const key = `${tgid}:${fd}`;
     let old = -1, fresh = -1;
+    let record = true;
+    const fail = (errnoValue: number, why: string) => {
+      const e = respond(listenerFd, n.id, { error: errnoValue });
+      rec.errno = errnoValue;
+      rec.error = e ? `${why} (and the answer could not be sent: errno ${e})` : why;
+    };
     try {
       old = takeFd(tgid, fd);
       if (old === -EMFILE || old === -ENFILE) return fail(-old, outOfFds(-old));
@@ -195,52 +240,74 @@ export class Supervisor extends EventEmitter {
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
       const ino = fstatSync(old, { bigint: true }).ino;
-      if (this.installed.get(`${tgid}:${fd}`) === ino || info.connected || info.type !== 1) {
-        // Ours already (a second connect), connected, or not a stream socket: the kernel answers.
+      const rule = rules.find((r) => (r.proto === 'udp' ? info.type === SOCK_DGRAM : info.type === SOCK_STREAM));
+      const lost = this.unanswered.get(key);
+      if (lost && lost.ino === ino) {
+        // A connect restarted after its answer was lost: what the first one would have returned.
+        // (Interrupted again? Then the next restart gets it.)
+        if (!respond(listenerFd, n.id, lost.result)) this.unanswered.delete(key);
+        record = false;
+        return;
+      }
+      if (!rule || this.installed.get(key) === ino || info.connected) {
+        // Not a socket the rule asks for, ours already (a second connect), or connected: the kernel answers.
         respond(listenerFd, n.id, { continue: true });
         rec.result = 'swapped';
         rec.error = 'left to the kernel';
         return;
       }
+      rec.to = formatSockaddr(rule.to);
+      if (rule.proto === 'udp') rec.proto = 'udp';
 
-      // The replacement: made here, in the supervisor's network namespace.
+      // The replacement: made here, in the supervisor's network namespace, set up like the caller's.
       const c = startConnect(rule.to, info);
       fresh = c.fd;
+      if (c.unset.length) rec.unset = c.unset;
       if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
       if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
       let result: { val?: number; error?: number } = { val: 0 };
       if (!info.nonblock) {
-        // A blocking caller gets the final result.
-        if (c.err === EINPROGRESS && !(await this.connected(listenerFd, n.id, fresh))) {
+        // A blocking caller gets the final result, or EINPROGRESS once its SO_SNDTIMEO has passed (as the kernel does).
+        const limit = info.sndTimeoMs > 0 ? Math.min(info.sndTimeoMs, this.timeout) : this.timeout;
+        if (c.err === EINPROGRESS && !(await this.connected(listenerFd, n.id, fresh, limit))) {
           if (!notificationValid(listenerFd, n.id)) {
             rec.error = 'caller went away while connecting';
             return;
           }
-          return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
+          if (info.sndTimeoMs > 0 && info.sndTimeoMs <= this.timeout) result = { error: EINPROGRESS };
+          else return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
+        } else {
+          const se = socketError(fresh);
+          if (se) return fail(se, `connect to ${rec.to} failed: errno ${se}`);
+          finishConnect(fresh, rule.to);
         }
-        const se = socketError(fresh);
-        if (se) return fail(se, `connect to ${rec.to} failed: errno ${se}`);
-        finishConnect(fresh, rule.to);
         setNonblock(fresh, false);
       } else if (c.err === EINPROGRESS) {
         result = { error: EINPROGRESS };
       }
       if (!notificationValid(listenerFd, n.id)) {
-        rec.error = 'caller went away';
+        rec.error = 'the caller was interrupted or went away before the swap: nothing was installed';
         return;
       }
       const r = await replaceFd({ listenerFd, id: n.id, pid: tgid, fd }, fresh, {
-        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid,
+        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid, copies: this.copies,
       });
-      this.installed.set(`${tgid}:${fd}`, fstatSync(fresh, { bigint: true }).ino);
+      const freshIno = fstatSync(fresh, { bigint: true }).ino;
+      for (const k of r.copies) this.installed.set(`${tgid}:${k}`, freshIno);
       // Our references go before the caller resumes: the old socket may die now (and with it any
       // registration left on it), and the new one is the caller's alone.
       closeFd(old);
       old = -1;
       closeFd(fresh);
       fresh = -1;
-      respond(listenerFd, n.id, result);
       Object.assign(rec, { result: 'swapped', moved: r.moved.length, source: r.source });
+      if (r.copies.length > 1) rec.copies = r.copies;
+      if (r.shared.length) rec.shared = r.shared;
+      if (r.kept) rec.kept = r.kept;
+      if (r.uring.length) rec.uring = r.uring;
+      if (r.failedCopies.length) rec.error = `not replaced at ${r.failedCopies.map((x) => `fd ${x.fd} (errno ${x.errno})`).join(', ')}`;
+      await this.beforeAnswer?.(tgid);
+      this.answer(listenerFd, n, rec, key, freshIno, result);
     } catch (err) {
       if (err instanceof ReplaceError) fail(err.errno, err.message);
       else fail(errnoOf(err) ?? EINVAL, (err as Error).message);
@@ -248,9 +315,11 @@ export class Supervisor extends EventEmitter {
       closeFd(fresh);
       closeFd(old);
       rec.micros = Number(process.hrtime.bigint() - t0) / 1000;
-      this.swaps.push(rec);
-      if (this.swaps.length > 1000) this.swaps.shift();
-      this.emit('swap', rec);
+      if (record) {
+        this.swaps.push(rec);
+        if (this.swaps.length > 1000) this.swaps.shift();
+        this.emit('swap', rec);
+      }
     }
   }
 }

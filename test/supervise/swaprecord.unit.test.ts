@@ -1,0 +1,55 @@
+/**
+ * Root-free: how a swap record and the storm read to a person (--verbose,
+ * `bench --storm`), from records as the supervisor writes them.
+ */
+import { expect } from 'chai';
+import { formatSwap } from '../../src/cli/supervise.js';
+import { formatStorm, type StormResult } from '../../src/cli/bench.js';
+import type { SwapRecord } from '../../src/supervise/supervisor.js';
+
+const base: SwapRecord = {
+  time: '2026-12-03T10:00:00.000Z', pid: 42, fd: 3, from: '127.0.0.2:80', to: '127.0.0.1:8080',
+  result: 'swapped', moved: 2, source: 'bpf', micros: 310,
+};
+
+describe('swap records, read by a person', () => {
+  it('a plain swap names the registrations moved', () => {
+    expect(formatSwap(base)).to.equal('epolltrack: pid 42 fd 3 127.0.0.2:80 -> 127.0.0.1:8080: swapped, 2 epoll registrations moved (bpf), 310 µs');
+  });
+
+  it('copies, other holders, io_uring slots and options not carried over are all named', () => {
+    const line = formatSwap({
+      ...base, proto: 'udp', copies: [3, 100], shared: [{ pid: 43, fd: 3 }], kept: 1,
+      uring: [{ ringFd: 7, slot: 0, updated: true }, { ringFd: 8, slot: 2, updated: false, errno: 17 }], unset: ['SO_MARK'],
+    });
+    expect(line).to.contain('udp 127.0.0.2:80');
+    expect(line).to.contain('also installed at fd 100');
+    expect(line).to.contain('pid 43 fd 3');
+    expect(line).to.contain('1 registration(s) kept');
+    expect(line).to.contain('fd 7 slot 0 updated');
+    expect(line).to.contain('fd 8 slot 2 not updated (errno 17)');
+    expect(line).to.contain('not carried over: SO_MARK');
+  });
+
+  it('a failed answer reads as failed with its errno', () => {
+    expect(formatSwap({ ...base, result: 'failed', errno: 2, error: 'the caller was interrupted' })).to.contain('failed: the caller was interrupted (errno 2)');
+  });
+});
+
+describe('bench --storm output', () => {
+  it('shows swaps/s, p50/p99 and their ratio per row, and the fix-up cost', () => {
+    const lat = (p50: number, p99: number) => ({ p50, p99, max: p99 * 2, n: 100 });
+    const r: StormResult = {
+      processes: 32, concurrent: 30, rounds: 5, fds: 500, fixupCost: 1.05,
+      rows: [
+        { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, seconds: 1.5, swapsPerSec: 3200, client: lat(2000, 8000) },
+        { fixup: false, copies: true, swaps: 4800, failed: 0, clientOk: 0, seconds: 1.4, swapsPerSec: 3360, client: lat(1800, 7000) },
+      ],
+      single: { fixup: lat(400, 900), none: lat(380, 800) },
+    };
+    const text = formatStorm(r);
+    expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x/);
+    expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
+    expect(text).to.contain('1.05x');
+  });
+});
