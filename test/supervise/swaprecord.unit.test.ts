@@ -6,6 +6,10 @@ import { expect } from 'chai';
 import { formatSwap } from '../../src/cli/supervise.js';
 import { formatStorm, type StormResult } from '../../src/cli/bench.js';
 import type { SwapRecord } from '../../src/supervise/supervisor.js';
+import { EPT_ADDFD } from '../../src/supervise/fixup.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const base: SwapRecord = {
   time: '2026-12-03T10:00:00.000Z', pid: 42, fd: 3, from: '127.0.0.2:80', to: '127.0.0.1:8080',
@@ -51,5 +55,17 @@ describe('bench --storm output', () => {
     expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x/);
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
     expect(text).to.contain('1.05x');
+  });
+});
+
+describe('fixup: struct ept_addfd layout', () => {
+  it('EPT_ADDFD agrees with the _Static_asserts in native/lib/fixup.h', () => {
+    const header = readFileSync(join(packageRoot(), 'native', 'lib', 'fixup.h'), 'utf8');
+    const size = /_Static_assert\(sizeof\(struct ept_addfd\) == (\d+),/.exec(header);
+    const offsets: Record<string, number> = {};
+    for (const m of header.matchAll(/_Static_assert\(offsetof\(struct ept_addfd, (\w+)\) == (\d+),/g)) offsets[m[1]] = Number(m[2]);
+    const { size: tsSize, ...tsOffsets } = EPT_ADDFD;
+    expect(tsSize).to.equal(Number(size![1]));
+    expect(tsOffsets).to.deep.equal(offsets);
   });
 });
