@@ -9,7 +9,7 @@ export { load, unload, status, isLoaded, type LoadOptions, type LoadResult, type
 export { DEFAULT_PIN_DIR, MODES, type Mode } from './kernel/names.js';
 export * from './kernel/errors.js';
 export { kcmp, kcmpEpollTfd, KCMP_FILE, KCMP_EPOLL_TFD, pidfdOpen, pidfdGetfd, takeFd } from './kernel/ffi.js';
-export { replaceFd, type ReplaceTarget, type ReplaceOptions, type ReplaceResult } from './supervise/replace.js';
+export { replaceFd, type ReplaceTarget, type ReplaceOptions, type ReplaceResult, type SharedCopy, type UringSlot } from './supervise/replace.js';
 export { Supervisor, type SupervisorOptions, type Redirect, type SwapRecord } from './supervise/supervisor.js';
 export { launch, supervise, type Launched, type SuperviseResult } from './supervise/launch.js';
 export { startAgent, type Agent, type AgentOptions, type ContainerInfo } from './supervise/agent.js';
