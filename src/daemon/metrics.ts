@@ -60,6 +60,10 @@ export class DaemonMetrics {
     total('epolltrack_epoll_instances', 'Epoll instances with registrations on the host', () => src.snapshot().totals.instances);
     total('epolltrack_processes', 'Processes holding epoll instances with registrations', () => src.snapshot().totals.processes);
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool says so): not those.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
     new Gauge({
       name: 'epolltrack_build_info', help: 'Version of epolltrack and the active hook mode (always 1)', labelNames: ['version', 'mode'] as const, registers,
       collect() {
