@@ -157,11 +157,10 @@ export function dashboardApp(lib: ClientLib): void {
     const res = (s: SwapRecord) => (s.result === 'failed' ? 'failed' : s.error ? 'kernel' : s.moved === 0 ? 'unmoved' : 'moved');
     return html`<section class="panel" id="swaps">
       <h2>Fd swaps <span class="totals" title=${`totals over the whole log ${log}`}>
-        <b class="t-moved">${c.swapped - c.unmoved}</b> moved registrations ·
-        <b class=${c.unmoved ? 't-unmoved' : ''}>${c.unmoved}</b> with none to move ·
-        <b class=${c.failed ? 't-failed' : ''}>${c.failed}</b> failed${c.continued ? html` · <b>${c.continued}</b> left to the kernel` : ''}</span></h2>
+<b class="t-moved">${c.swapped - c.unmoved}</b>${' moved registrations · '}<b class=${c.unmoved ? 't-unmoved' : ''}>${c.unmoved}</b>${
+          ' moved none · '}<b class=${c.failed ? 't-failed' : ''}>${c.failed}</b>${' failed'}${c.continued ? html`${' · '}<b>${c.continued}</b>${' left to the kernel'}` : ''}</span></h2>
       ${!swaps.length ? html`<p class="sub">None yet. <code>epolltrack supervise</code> and <code>agent</code> log each swap to <code>${log}</code>.</p>` : html`
-      <ul class="swaps">${swaps.slice(0, 12).map((s) => html`<li class=${`swap ${res(s)}`} data-result=${res(s)} title=${s.error ?? `${s.result} (${s.source})`}>
+      <ul class="swaps">${swaps.slice(0, 8).map((s) => html`<li class=${`swap ${res(s)}`} data-result=${res(s)} title=${s.error ?? `${s.result} (${s.source})`}>
         <div class="l1"><span class="num">${fmtTime(s.time)}</span><span class="who">pid <b>${s.pid}</b> fd <b>${s.fd}</b></span>
           <span class="res">${s.result === 'failed' ? `failed${s.errno ? ` (errno ${s.errno})` : ''}` : s.error ? 'left to the kernel'
             : s.moved === 0 ? `swapped, 0 moved · ${fmtMicros(s.micros)}` : `${s.moved} moved · ${fmtMicros(s.micros)}`}</span></div>
