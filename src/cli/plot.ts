@@ -11,8 +11,8 @@
 import type { BenchResult, LookupRow, Timing } from './bench.js';
 
 const W = 800;
-const H = 540;
-const M = { left: 86, right: 28, top: 108, bottom: 78 };
+const H = 560;
+const M = { left: 86, right: 28, top: 126, bottom: 78 };
 const FONT = 'font-family="sans-serif"';
 
 interface Series { name: string; color: string; marker: 'circle' | 'square'; pick: (r: LookupRow) => Timing }
@@ -196,18 +196,19 @@ export function renderBenchSvg(r: BenchResult): string {
   if (r.syscalls && 'baseline' in r.syscalls) {
     cost = `cost of tracking (${r.mode} mode): epoll_ctl ADD+DEL pair ${formatRatio(r.syscalls.ctlPairRatio)}, getppid (unrelated) ${formatRatio(r.syscalls.getppidRatio)}`;
   } else if (r.syscalls) {
-    cost = `cost of tracking: not measured (${r.syscalls.skipped})`;
+    const why = r.syscalls.skipped;
+    cost = `cost of tracking: not measured (${why.length > 80 ? `${why.slice(0, 79)}…` : why})`;
   } else {
     cost = 'cost of tracking: not measured';
   }
   o.push(`<text class="summary" x="${W / 2}" y="68" text-anchor="middle" font-size="12.5" fill="#222">`
-    + `${speed ? `<tspan class="speedup" font-weight="bold">${escapeXml(speed)}</tspan><tspan> · </tspan>` : ''}`
-    + `<tspan class="cost">${escapeXml(cost)}</tspan></text>`);
+    + `${speed ? `<tspan class="speedup" font-weight="bold">${escapeXml(speed)}</tspan>` : ''}`
+    + `<tspan class="cost" x="${W / 2}" dy="${speed ? 17 : 0}">${escapeXml(cost)}</tspan></text>`);
 
   // Legend: one row between the summary and the plot, where no data can hide it.
   const entries = SERIES.map((s) => ({ s, w: s.name.length * 6.9 + 40 }));
   let lx = W / 2 - entries.reduce((a, e) => a + e.w, 0) / 2;
-  const ly = 92;
+  const ly = 108;
   o.push('<g class="legend" font-size="12.5">');
   for (const { s, w } of entries) {
     o.push(`<line x1="${f1(lx)}" x2="${f1(lx + 26)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.2"/>`);
