@@ -157,7 +157,7 @@ export function dashboardApp(lib: ClientLib): void {
     const res = (s: SwapRecord) => (s.result === 'failed' ? 'failed' : s.error ? 'kernel' : s.moved === 0 ? 'unmoved' : 'moved');
     return html`<section class="panel" id="swaps">
       <h2>Fd swaps <span class="totals" title=${`totals over the whole log ${log}`}>
-<b class="t-moved">${c.swapped - c.unmoved}</b>${' moved registrations · '}<b class=${c.unmoved ? 't-unmoved' : ''}>${c.unmoved}</b>${
+<b class="t-moved">${c.swapped - c.unmoved}</b>${` swap${c.swapped - c.unmoved === 1 ? '' : 's'} moved registrations · `}<b class=${c.unmoved ? 't-unmoved' : ''}>${c.unmoved}</b>${
           ' moved none · '}<b class=${c.failed ? 't-failed' : ''}>${c.failed}</b>${' failed'}${c.continued ? html`${' · '}<b>${c.continued}</b>${' left to the kernel'}` : ''}</span></h2>
       ${!swaps.length ? html`<p class="sub">None yet. <code>epolltrack supervise</code> and <code>agent</code> log each swap to <code>${log}</code>.</p>` : html`
       <ul class="swaps">${swaps.slice(0, 8).map((s) => html`<li class=${`swap ${res(s)}`} data-result=${res(s)} title=${s.error ?? `${s.result} (${s.source})`}>

@@ -239,35 +239,6 @@ describe('daemon: dashboard in Chromium', function () {
     await waitFor('back to 6', async () => (await spark.getAttribute('data-points'))?.endsWith(',6'), 15000);
   });
 
-  it('colours swaps honestly: failures red, 0 moved not green; totals from the whole log', async () => {
-    const rec = (fd: number, result: 'swapped' | 'failed', moved: number, extra = {}) => ({
-      time: new Date().toISOString(), pid: 4242, fd, from: '127.0.0.2:80', to: '127.0.0.1:9', result, moved, source: 'bpf', micros: 300, ...extra,
-    });
-    const lines = [rec(3, 'swapped', 2), rec(4, 'swapped', 0), rec(5, 'failed', 0, { errno: 1, error: 'replacement not pollable', source: 'none' })];
-    for (let i = 0; i < 20; i++) lines.push(rec(10 + i, 'swapped', 1)); // more than the panel lists
-    appendFileSync(env.swapsLog, lines.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    const item = (fd: number) => page.locator(`#swaps li.swap:has-text("fd ${fd}")`);
-    // swaps that moved registrations, swaps that moved none, failures: over every record, not only those listed
-    await waitFor('the totals', async () => /21\s*moved registrations\s*·\s*1\s*moved none\s*·\s*1\s*failed/.test((await page.locator('#swaps h2').textContent()) ?? ''));
-    expect(await page.locator('#swaps li.swap').count()).to.equal(8);
-    const api = await (await page.request.get(`${env.daemon.url}api/swaps?limit=1000`)).json() as { counts: Record<string, number>; swaps: unknown[] };
-    expect(api.counts).to.deep.include({ swapped: 22, failed: 1, unmoved: 1, moved: 22 });
-    // The newest 8 are listed; 0-moved and failed ones sit further back: append one of each again to see them.
-    appendFileSync(env.swapsLog, [rec(77, 'swapped', 0), rec(78, 'failed', 0, { errno: 1, error: 'replacement not pollable', source: 'none' })]
-      .map((r) => `${JSON.stringify(r)}\n`).join(''));
-    await waitFor('both listed', async () => (await item(77).count()) === 1 && (await item(78).count()) === 1);
-    const color = (fd: number) => item(fd).locator('.res').evaluate((e) => getComputedStyle(e).color);
-    const green = await color(29);
-    expect(await item(29).getAttribute('data-result')).to.equal('moved');
-    expect(green).to.equal('rgb(47, 133, 90)');
-    expect(await item(77).getAttribute('data-result')).to.equal('unmoved');
-    expect(await color(77)).to.not.equal(green);
-    expect(await item(77).textContent()).to.include('0 moved');
-    expect(await item(78).getAttribute('data-result')).to.equal('failed');
-    expect(await color(78)).to.equal('rgb(197, 48, 48)');
-    expect(await item(78).textContent()).to.include('replacement not pollable');
-  });
-
   it('shows tracker health without scrolling: map fill (live, stale), fallbacks, mode cost', async () => {
     await page.setViewportSize({ width: 1280, height: 760 }); // a laptop screen
     await page.evaluate(() => window.scrollTo(0, 0));
@@ -302,6 +273,40 @@ describe('daemon: dashboard in Chromium', function () {
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png') });
     await page.fill('#filter-comm', '');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-host.png') });
+    expect(errors, errors.join('\n')).to.deep.equal([]);
+  });
+
+  it('colours swaps honestly: failures red, 0 moved not green; totals from the whole log', async () => {
+    const rec = (fd: number, result: 'swapped' | 'failed', moved: number, extra = {}) => ({
+      time: new Date().toISOString(), pid: 4242, fd, from: '127.0.0.2:80', to: '127.0.0.1:9', result, moved, source: 'bpf', micros: 300, ...extra,
+    });
+    const lines = [rec(3, 'swapped', 2), rec(4, 'swapped', 0), rec(5, 'failed', 0, { errno: 1, error: 'replacement not pollable', source: 'none' })];
+    for (let i = 0; i < 20; i++) lines.push(rec(10 + i, 'swapped', 1)); // more than the panel lists
+    type Counts = Record<'swapped' | 'failed' | 'unmoved' | 'moved' | 'continued', number>;
+    const counts = async () => ((await (await page.request.get(`${env.daemon.url}api/swaps?limit=1`)).json()) as { counts: Counts }).counts;
+    const b = await counts(); // the real swap of the test before
+    appendFileSync(env.swapsLog, lines.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    const item = (fd: number) => page.locator(`#swaps li.swap:has-text("fd ${fd}")`);
+    await waitFor('the API totals', async () => (await counts()).swapped === b.swapped + 22);
+    expect(await counts()).to.deep.equal({ ...b, swapped: b.swapped + 22, failed: b.failed + 1, unmoved: b.unmoved + 1, moved: b.moved + 22 });
+    // swaps that moved registrations, swaps that moved none, failures: over every record, not only those listed
+    const want = new RegExp(`${b.swapped - b.unmoved + 21}\\s*swaps? moved registrations\\s*·\\s*${b.unmoved + 1}\\s*moved none\\s*·\\s*${b.failed + 1}\\s*failed`);
+    await waitFor('the totals in the panel', async () => want.test((await page.locator('#swaps h2').textContent()) ?? ''));
+    expect(await page.locator('#swaps li.swap').count()).to.equal(8);
+    // The newest 8 are listed; 0-moved and failed ones sit further back: append one of each again to see them.
+    appendFileSync(env.swapsLog, [rec(77, 'swapped', 0), rec(78, 'failed', 0, { errno: 1, error: 'replacement not pollable', source: 'none' })]
+      .map((r) => `${JSON.stringify(r)}\n`).join(''));
+    await waitFor('both listed', async () => (await item(77).count()) === 1 && (await item(78).count()) === 1);
+    const color = (fd: number) => item(fd).locator('.res').evaluate((e) => getComputedStyle(e).color);
+    const green = await color(29);
+    expect(await item(29).getAttribute('data-result')).to.equal('moved');
+    expect(green).to.equal('rgb(47, 133, 90)');
+    expect(await item(77).getAttribute('data-result')).to.equal('unmoved');
+    expect(await color(77)).to.not.equal(green);
+    expect(await item(77).textContent()).to.include('0 moved');
+    expect(await item(78).getAttribute('data-result')).to.equal('failed');
+    expect(await color(78)).to.equal('rgb(197, 48, 48)');
+    expect(await item(78).textContent()).to.include('replacement not pollable');
     expect(errors, errors.join('\n')).to.deep.equal([]);
   });
 });
