@@ -13,7 +13,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-pkgs=(clang llvm libbpf-dev libbpf1 bpftool make gcc libc6-dev iproute2 nginx-light nutcracker runc crun containerd busybox-static chromium)
+pkgs=(clang llvm libbpf-dev libbpf1 bpftool make gcc libc6-dev iproute2 nginx-light nutcracker runc crun containerd busybox-static chromium prometheus)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
