@@ -6,7 +6,6 @@
  */
 import type { SwapRecord } from '../supervise/supervisor.js';
 import type { Instance, ProcInfo, RegRow, Snapshot } from './collect.js';
-import type { parseSearch as ParseSearch, searchMatches as SearchMatches } from './search.js';
 import type { History, LatencySample, StatusBody, SwapCounts } from './types.js';
 
 type Html = (strings: TemplateStringsArray, ...values: unknown[]) => unknown;
@@ -19,8 +18,6 @@ export interface ClientLib {
   useEffect: (fn: () => void | (() => void), deps?: unknown[]) => void;
   useMemo: <T>(fn: () => T, deps: unknown[]) => T;
   useRef: <T>(init: T) => { current: T };
-  parseSearch: typeof ParseSearch;
-  searchMatches: typeof SearchMatches;
 }
 
 
@@ -37,7 +34,7 @@ interface Message {
 }
 
 export function dashboardApp(lib: ClientLib): void {
-  const { html, render, useState, useEffect, useMemo, useRef, parseSearch, searchMatches } = lib;
+  const { html, render, useState, useEffect, useMemo, useRef } = lib;
 
   /** The view's state in the page's URL: these parameters, nothing else. */
   const PARAMS = ['pid', 'comm', 'cgroup', 'q', 'sort'];
@@ -96,7 +93,8 @@ export function dashboardApp(lib: ClientLib): void {
     </svg>`;
   }
 
-  function ProcessView({ p, fresh, collapsed, toggle, pts, periodMs, total }: { p: ProcInfo; fresh: Set<string>; collapsed: boolean; toggle: () => void; pts?: number[]; periodMs: number; total: number }) {
+  function ProcessView({ p, fresh, collapsed, toggle, pts, periodMs }: { p: ProcInfo; fresh: Set<string>; collapsed: boolean; toggle: () => void; pts?: number[]; periodMs: number }) {
+    const total = p.total ?? p.registrations;
     return html`<section class=${`proc${collapsed ? ' collapsed' : ''}`} data-pid=${p.pid} data-comm=${p.comm}>
       <div class="proc-head" onClick=${toggle} title=${p.cmdline}>
         <span class="caret">${collapsed ? '▸' : '▾'}</span>
@@ -224,13 +222,34 @@ export function dashboardApp(lib: ClientLib): void {
     const [fComm, setFComm] = useState(init.comm);
     const [fCg, setFCg] = useState(init.cgroup);
     const [fQ, setFQ] = useState(init.q);
+    /** the search the stream applies (the daemon matches); set once the daemon accepted it */
+    const [qApplied, setQApplied] = useState('');
+    const [searchError, setSearchError] = useState('');
     const [sort, setSort] = useState(init.sort);
     const [ignored, setIgnored] = useState<string[]>(init.ignored);
     const [collapsed, setCollapsed] = useState<Set<number>>(new Set());
     const seen = useRef<Set<string> | null>(null);
 
+    // A search is checked by the daemon first (a word it cannot read: its one-line error, the
+    // view unchanged), then the stream is reopened with it: the daemon does the matching.
     useEffect(() => {
-      const es = new EventSource('/api/events');
+      const q = fQ.trim();
+      if (!q) { setQApplied(''); setSearchError(''); return undefined; }
+      let stale = false;
+      const t = setTimeout(() => {
+        fetch(`/api/snapshot?q=${encodeURIComponent(q)}`).then(async (r) => {
+          if (stale) return;
+          if (r.ok) { setQApplied(q); setSearchError(''); return; }
+          const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` })) as { error?: string };
+          setSearchError(body.error ?? `HTTP ${r.status}`);
+        }).catch(() => undefined);
+      }, 200);
+      return () => { stale = true; clearTimeout(t); };
+    }, [fQ]);
+
+    useEffect(() => {
+      seen.current = null; // another selection: nothing flashes as new
+      const es = new EventSource(`/api/events${qApplied ? `?q=${encodeURIComponent(qApplied)}` : ''}`);
       es.onopen = () => setConnected(true);
       es.onerror = () => setConnected(false);
       es.onmessage = (e: MessageEvent) => {
@@ -257,7 +276,7 @@ export function dashboardApp(lib: ClientLib): void {
         }
       };
       return () => es.close();
-    }, []);
+    }, [qApplied]);
 
     // The view lives in the URL (shareable; replaceState: no history entry per keystroke).
     useEffect(() => {
@@ -271,42 +290,29 @@ export function dashboardApp(lib: ClientLib): void {
       history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
     }, [fPid, fComm, fCg, fQ, sort]);
 
-    const search = useMemo(() => parseSearch(fQ), [fQ]);
-
     const shown = useMemo(() => {
       if (!snap) return [];
       const pid = fPid.trim();
       const comm = fComm.trim().toLowerCase();
       const cg = fCg.trim();
-      const sel = search.sel;
-      const active = fQ.trim() !== '';
-      const out: { p: ProcInfo; total: number }[] = [];
-      for (const p of snap.processes) {
-        if (pid && String(p.pid) !== pid) continue;
-        if (comm && !p.comm.toLowerCase().includes(comm) && !p.cmdline.toLowerCase().includes(comm)) continue;
-        if (cg && !p.cgroup.includes(cg) && !(p.container ?? '').includes(cg)) continue;
-        if (!active) { out.push({ p, total: p.registrations }); continue; }
-        const instances = p.instances
-          .map((i) => ({ ...i, registrations: i.registrations.filter((r) => searchMatches(sel, p, i, r)) }))
-          .filter((i) => i.registrations.length);
-        const n = instances.reduce((a, i) => a + i.registrations.length, 0);
-        if (n) out.push({ p: { ...p, instances, registrations: n }, total: p.registrations });
-      }
+      const list = snap.processes.filter((p) => (!pid || String(p.pid) === pid)
+        && (!comm || p.comm.toLowerCase().includes(comm) || p.cmdline.toLowerCase().includes(comm))
+        && (!cg || p.cgroup.includes(cg) || (p.container ?? '').includes(cg)));
       const by: Record<string, (a: ProcInfo, b: ProcInfo) => number> = {
         regs: (a, b) => b.registrations - a.registrations || a.pid - b.pid,
         name: (a, b) => a.comm.localeCompare(b.comm) || a.pid - b.pid,
         pid: (a, b) => a.pid - b.pid,
       };
-      return out.sort((a, b) => (by[sort] ?? by.regs)(a.p, b.p));
-    }, [snap, fPid, fComm, fCg, fQ, search, sort]);
+      return list.sort(by[sort] ?? by.regs);
+    }, [snap, fPid, fComm, fCg, sort]);
 
     const toggle = (pid: number) => setCollapsed((s) => {
       const n = new Set(s);
       if (n.has(pid)) n.delete(pid); else n.add(pid);
       return n;
     });
-    const t = snap?.totals;
-    const shownRegs = shown.reduce((n, x) => n + x.p.registrations, 0);
+    const t = snap?.all ?? snap?.totals;
+    const shownRegs = shown.reduce((n, p) => n + p.registrations, 0);
     const val = (e: Event) => (e.target as HTMLInputElement).value;
     return html`
       <header>
@@ -334,13 +340,13 @@ export function dashboardApp(lib: ClientLib): void {
             <label>sort <select id="sort" value=${sort} onChange=${(e: Event) => setSort((e.target as HTMLSelectElement).value)}>
               ${Object.entries(SORTS).map(([k, v]) => html`<option value=${k} selected=${k === sort}>${v}</option>`)}</select></label>
             ${fPid || fComm || fCg || fQ ? html`<button onClick=${() => { setFPid(''); setFComm(''); setFCg(''); setFQ(''); }}>clear</button>` : ''}
-            <span class="count" id="shown">${snap ? `${shown.length} of ${snap.processes.length} processes, ${shownRegs} registrations` : ''}</span>
+            <span class="count" id="shown">${snap && t ? `${shown.length} of ${t.processes} processes, ${shownRegs} registrations` : ''}</span>
           </div>
-          ${search.errors.length ? html`<p class="search-error" id="search-error">${search.errors.join('; ')}</p>` : ''}
+          ${searchError ? html`<p class="search-error" id="search-error">${searchError}</p>` : ''}
           ${!snap ? html`<p class="empty">Connecting to the daemon…</p>`
-            : !shown.length ? html`<p class="empty" id="none">${snap.processes.length ? 'No process matches the filter.' : 'No epoll registrations on this host.'}</p>`
-            : shown.map(({ p, total }) => html`<${ProcessView} key=${p.pid} p=${p} fresh=${fresh} collapsed=${collapsed.has(p.pid)} toggle=${() => toggle(p.pid)}
-                pts=${hist.series[String(p.pid)]} periodMs=${hist.periodMs} total=${total} />`)}
+            : !shown.length ? html`<p class="empty" id="none">${t && t.processes ? 'No process matches the filter.' : 'No epoll registrations on this host.'}</p>`
+            : shown.map((p) => html`<${ProcessView} key=${p.pid} p=${p} fresh=${fresh} collapsed=${collapsed.has(p.pid)} toggle=${() => toggle(p.pid)}
+                pts=${hist.series[String(p.pid)]} periodMs=${hist.periodMs} />`)}
         </div>
         <aside>
           <${HealthPanel} status=${status} />

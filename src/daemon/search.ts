@@ -5,10 +5,10 @@
  * (`:N`) or kind word means the same; any other word matches the command,
  * command line or target description. All words must match.
  *
- * Both functions are self-contained (no imports, no module state): the daemon
- * serves their source to the browser as they are, so the page and the API
- * select with the same code. When the CLI's selector module lands, these are
- * the two functions to route through it.
+ * The matching is done in the daemon only (filterSnapshot in collect.ts, for
+ * /api/snapshot and for the dashboard's stream, /api/events?q=): the page and
+ * the API select with this one matcher. When the CLI's selector module lands,
+ * these two functions are what to route through it.
  */
 
 export interface Selector {

@@ -32,7 +32,7 @@ import { dashboardApp } from './client.js';
 import { buildSnapshot, filterSnapshot, SocketResolver, type Filter, type Snapshot } from './collect.js';
 import { DaemonMetrics, type MapFill } from './metrics.js';
 import { PAGE } from './page.js';
-import { parseSearch, searchMatches } from './search.js';
+import { parseSearch } from './search.js';
 import type { History, LatencySample, StatusBody, SwapCounts } from './types.js';
 import { SwapLogTail, swapsLogPath } from '../supervise/swaplog.js';
 
@@ -192,9 +192,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
   const appJs = [
     "import { html, render, useState, useEffect, useMemo, useRef } from '/assets/htm-preact.mjs';",
-    `const parseSearch = ${parseSearch.toString()};`,
-    `const searchMatches = ${searchMatches.toString()};`,
-    `(${dashboardApp.toString()})({ html, render, useState, useEffect, useMemo, useRef, parseSearch, searchMatches });`,
+    `(${dashboardApp.toString()})({ html, render, useState, useEffect, useMemo, useRef });`,
   ].join('\n');
 
   // --- state -----------------------------------------------------------------
