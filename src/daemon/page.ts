@@ -24,7 +24,12 @@ header .spacer { flex: 1; }
 .live i { width: 9px; height: 9px; border-radius: 50%; background: #48bb78; box-shadow: 0 0 0 3px rgba(72,187,120,.25); }
 .live.off i { background: #e53e3e; box-shadow: 0 0 0 3px rgba(229,62,62,.25); }
 main { display: grid; grid-template-columns: minmax(0, 1fr) clamp(350px, 28vw, 400px); gap: 16px; padding: 14px 20px 30px; align-items: start; }
-@media (max-width: 1150px) { main { grid-template-columns: minmax(0, 1fr); } aside { position: static !important; } }
+@media (max-width: 1150px) {
+  main { grid-template-columns: minmax(0, 1fr); }
+  /* narrow screens: the panels above the list, side by side, health first */
+  aside { position: static !important; order: -1; flex-direction: row; flex-wrap: wrap; max-height: none; }
+  aside .panel { flex: 1 1 320px; }
+}
 aside { position: sticky; top: 58px; display: flex; flex-direction: column; gap: 14px; max-height: calc(100vh - 72px); overflow: auto; }
 .panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 11px 14px 12px; }
 .panel h2 { margin: 0 0 8px; font-size: 13px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); display: flex; justify-content: space-between; }

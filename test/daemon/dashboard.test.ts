@@ -255,6 +255,12 @@ describe('daemon: dashboard in Chromium', function () {
     expect(text).to.match(/epolls map\d+ live · \d+ stale \/ \d+/);
     expect(text).to.match(/fallbacks/);
     expect(text).to.match(/hook cost(every syscall on the host|epoll calls only|no hooks)/);
+    // a narrow window: the panels move above the list, health still in view
+    await page.setViewportSize({ width: 900, height: 700 });
+    const narrow = (await health.boundingBox())!;
+    expect(narrow.y + narrow.height).to.be.at.most(700);
+    const first = (await page.locator('section.proc').first().boundingBox())!;
+    expect(first.y).to.be.above(narrow.y);
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 
