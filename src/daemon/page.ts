@@ -120,6 +120,7 @@ header a.api { color: #c9d3e6; font-size: 13px; text-decoration: none; border-bo
 .kv { display: grid; grid-template-columns: auto 1fr; gap: 1px 12px; font-size: 12.5px; }
 .kv span:nth-child(odd) { color: var(--muted); }
 .kv .warn { color: var(--bad); font-weight: 600; }
+.kv .caution { color: var(--warn); font-weight: 600; }
 code { font-family: var(--mono); font-size: 12px; background: var(--soft); padding: 0 4px; border-radius: 3px; }
 </style>
 </head>
