@@ -32,7 +32,7 @@ import { dashboardApp } from './client.js';
 import { buildSnapshot, filterSnapshot, SocketResolver, type Filter, type Snapshot } from './collect.js';
 import { DaemonMetrics, type MapFill } from './metrics.js';
 import { PAGE } from './page.js';
-import { parseSearch } from './search.js';
+import { parseSelectorText } from '../inspect/select.js';
 import type { History, LatencySample, StatusBody, SwapCounts } from './types.js';
 import { SwapLogTail, swapsLogPath } from '../supervise/swaplog.js';
 
@@ -115,8 +115,12 @@ function query(url: URL, allowed: Record<string, 'pid' | 'text' | 'limit' | 'sea
     } else {
       if (v.length > 256 || /[\0-\x1f]/.test(v)) throw new QueryError(`${key} must be at most 256 printable characters`);
       if (kind === 'search') {
-        const { errors } = parseSearch(v);
-        if (errors.length) throw new QueryError(`${key}: ${errors[0]}`);
+        try {
+          parseSelectorText(v);
+        } catch (err) {
+          if (err instanceof BadInputError) throw new QueryError(`${key}: ${err.message}`);
+          throw err;
+        }
       }
       if (v) out[key] = v;
     }
@@ -133,7 +137,7 @@ const KEEP_HISTORY = 60;
 /** GET /api/: what there is to ask. */
 const API_INDEX = {
   endpoints: [
-    { path: '/api/snapshot', query: { pid: 'process id', comm: 'substring of the command name or line', cgroup: 'substring of the cgroup path or container id', q: 'search words: port:N (or :N), addr:IP, kind:K, pid:N, comm:S, epoll:PID:FD, text' }, answer: 'every process with epoll instances and their registrations' },
+    { path: '/api/snapshot', query: { pid: 'process id', comm: 'substring of the command name or line', cgroup: 'substring of the cgroup path or container id', q: 'search words, as `epolltrack ls` selects: port:N (or :N), addr:IP[/BITS] or a unix path, kind:K, pid:N, comm:NAME, epoll:PID:FD' }, answer: 'every process with epoll instances and their registrations' },
     { path: '/api/events', query: 'as /api/snapshot', answer: 'text/event-stream of snapshot, swaps, latency, status and history messages' },
     { path: '/api/swaps', query: { limit: '1-1000, default 50' }, answer: 'recent fd swaps of the supervisor (newest first) and totals over the whole log' },
     { path: '/api/latency', query: { limit: '1-1000, default 60' }, answer: 'lookup time through the tracker against the fdinfo way, measured here' },
