@@ -13,7 +13,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-pkgs=(clang llvm libbpf-dev libbpf1 bpftool make gcc libc6-dev iproute2 nginx-light nutcracker runc crun containerd busybox-static chromium python3)
+pkgs=(clang llvm libbpf-dev libbpf1 bpftool make gcc libc6-dev iproute2 nginx-light nutcracker runc crun containerd busybox-static chromium python3 prometheus groff-base)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,6 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # prometheus is here for promtool (the metrics test); its server is not wanted running.
+  command -v systemctl >/dev/null && systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 # libbpf pins under bpffs and attaches tracepoints through tracefs.

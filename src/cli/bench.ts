@@ -15,7 +15,8 @@ import { openTracker, type Tracker } from '../tracker/tracker.js';
 import { closeMaps, openPinnedMaps } from '../kernel/maps.js';
 import { libbpf } from '../kernel/ffi.js';
 
-export interface Timing { median: number; min: number; max: number; n: number }
+/** Microseconds over n runs; p5/p95 by the nearest-rank method. */
+export interface Timing { median: number; min: number; max: number; p5: number; p95: number; n: number }
 export interface LookupRow { fds: number; memberships: number; bpf: Timing; fdinfo: Timing; ratio: number; source: string }
 export interface BenchResult {
   machine: string;
@@ -44,7 +45,8 @@ interface CtlCost { ctl_pair_ns: number; getppid_ns: number }
 
 function timing(samples: number[]): Timing {
   const s = [...samples].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], n: s.length };
+  const rank = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], p5: rank(0.05), p95: rank(0.95), n: s.length };
 }
 
 function time(fn: () => unknown, n: number, budgetMs: number): number[] {

@@ -2,14 +2,17 @@
  * `epolltrack bench --plot FILE.svg`: lookup latency against the fd count, the
  * tracker and the fdinfo way, as a plain SVG document (no dependency, no
  * external font: the generic `sans-serif` family). Both axes are logarithmic;
- * each series shows its medians as points joined by a line, min–max as a band
- * and error bars.
+ * each series shows its medians as points joined by a line and its p5–p95 as a
+ * band: one cold outlier does not stretch the picture (min and max are in the
+ * bench table). Numbers carry 3 significant digits. Beside the speed-up, the
+ * cost of tracking: what the hooks add to an epoll_ctl pair and to an
+ * unrelated syscall, measured in the same run.
  */
 import type { BenchResult, LookupRow, Timing } from './bench.js';
 
 const W = 800;
-const H = 520;
-const M = { left: 86, right: 28, top: 88, bottom: 78 };
+const H = 560;
+const M = { left: 86, right: 28, top: 126, bottom: 78 };
 const FONT = 'font-family="sans-serif"';
 
 interface Series { name: string; color: string; marker: 'circle' | 'square'; pick: (r: LookupRow) => Timing }
@@ -24,12 +27,26 @@ export function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
-/** A latency in microseconds as the bench table prints it: 9.2 µs, 93.8 ms. */
+/** 3 significant digits, no exponent, no trailing zeros: 9.25, 187, 4.3, 10200. */
+export function sig3(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  return String(Number(v.toPrecision(3)));
+}
+
+/** A latency in microseconds to 3 significant digits: 9.25 µs, 187 µs, 4.3 ms, 93.8 ms. */
 export function formatMicros(v: number): string {
-  if (v >= 1e6) return `${(v / 1e6).toFixed(1)} s`;
-  if (v >= 1000) return `${(v / 1000).toFixed(1)} ms`;
-  if (v >= 1) return `${v.toFixed(1)} µs`;
-  return `${(v * 1000).toFixed(0)} ns`;
+  // round first, so that 999.7 µs reads 1 ms, not 1000 µs
+  const r = Number(v.toPrecision(3));
+  if (r >= 1e6) return `${sig3(r / 1e6)} s`;
+  if (r >= 1000) return `${sig3(r / 1000)} ms`;
+  if (r >= 1) return `${sig3(r)} µs`;
+  return `${sig3(r * 1000)} ns`;
+}
+
+/** A ratio to 3 significant digits with thousands separated: 390×, 5,570×, 10,200×, 1.32×. */
+export function formatRatio(v: number): string {
+  const r = Number(v.toPrecision(3));
+  return `${r >= 1000 ? r.toLocaleString('en-US') : sig3(r)}×`;
 }
 
 /** A latency axis tick (a power of ten, in µs): 100 ns, 1 µs, 10 µs, ... 1 s. */
@@ -87,8 +104,8 @@ export function renderBenchSvg(r: BenchResult): string {
   const xHi = fdsLo === fdsHi ? fdsHi * 2 : fdsHi * 1.4;
   const x = logScale(xLo, xHi, px0, px1);
 
-  // y: latency in µs, log scale over whole decades covering every min and max.
-  const all = rows.flatMap((row) => SERIES.flatMap((s) => [s.pick(row).min, s.pick(row).max, s.pick(row).median])).filter((v) => v > 0);
+  // y: latency in µs, log scale over whole decades covering every p5, median and p95.
+  const all = rows.flatMap((row) => SERIES.flatMap((s) => [s.pick(row).p5, s.pick(row).p95, s.pick(row).median])).filter((v) => v > 0);
   const yLoExp = Math.floor(Math.log10(Math.min(...all)));
   let yHiExp = Math.ceil(Math.log10(Math.max(...all)));
   if (yHiExp === yLoExp) yHiExp++;
@@ -149,22 +166,22 @@ export function renderBenchSvg(r: BenchResult): string {
   o.push(`<text class="axis-label" x="${(px0 + px1) / 2}" y="${H - 36}" text-anchor="middle" fill="#222">fds held by the process (log scale)</text>`);
   o.push(`<text class="axis-label" transform="translate(22 ${(py0 + py1) / 2}) rotate(-90)" text-anchor="middle" fill="#222">lookup latency (log scale)</text>`);
 
-  // Series: band (min–max), median line, error bars, markers, median labels.
+  // Series: band (p5–p95), median line, markers, median labels. No min or max: the table has them.
   for (const s of SERIES) {
     const pts = rows.map((row) => ({ row, t: s.pick(row), cx: x(row.fds) }));
     o.push(`<g class="series" data-series="${escapeXml(s.name)}" fill="${s.color}" stroke="${s.color}">`);
     if (pts.length > 1) {
-      const upper = pts.map((p) => `${f1(p.cx)},${f1(yc(p.t.max))}`);
-      const lower = pts.map((p) => `${f1(p.cx)},${f1(yc(p.t.min))}`).reverse();
-      o.push(`<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill-opacity="0.12" stroke="none"/>`);
+      const upper = pts.map((p) => `${f1(p.cx)},${f1(yc(p.t.p95))}`);
+      const lower = pts.map((p) => `${f1(p.cx)},${f1(yc(p.t.p5))}`).reverse();
+      o.push(`<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill-opacity="0.16" stroke="none"/>`);
       o.push(`<polyline class="median" points="${pts.map((p) => `${f1(p.cx)},${f1(yc(p.t.median))}`).join(' ')}" fill="none" stroke-width="2.2"/>`);
+    } else {
+      // one size: the band is a short bar
+      const p = pts[0];
+      o.push(`<rect class="band" x="${f1(p.cx - 6)}" y="${f1(yc(p.t.p95))}" width="12" height="${f1(Math.max(1, yc(p.t.p5) - yc(p.t.p95)))}" fill-opacity="0.16" stroke="none"/>`);
     }
     for (const p of pts) {
-      const cx = f1(p.cx);
-      const [ymin, ymax, ymed] = [yc(p.t.min), yc(p.t.max), yc(p.t.median)];
-      o.push(`<line class="errorbar" x1="${cx}" x2="${cx}" y1="${f1(ymin)}" y2="${f1(ymax)}" stroke-width="1.3"/>`);
-      o.push(`<line x1="${f1(p.cx - 5)}" x2="${f1(p.cx + 5)}" y1="${f1(ymin)}" y2="${f1(ymin)}" stroke-width="1.3"/>`);
-      o.push(`<line x1="${f1(p.cx - 5)}" x2="${f1(p.cx + 5)}" y1="${f1(ymax)}" y2="${f1(ymax)}" stroke-width="1.3"/>`);
+      const ymed = yc(p.t.median);
       o.push(marker(s, p.cx, ymed));
       const fallback = s.pick === SERIES[0].pick && p.row.source !== 'bpf' ? ` (${p.row.source})` : '';
       o.push(`<text class="value" x="${f1(p.cx + 9)}" y="${f1(ymed)}" dy="-6" font-size="11.5" stroke="none">${escapeXml(formatMicros(p.t.median) + fallback)}</text>`);
@@ -172,10 +189,26 @@ export function renderBenchSvg(r: BenchResult): string {
     o.push('</g>');
   }
 
-  // Legend: one row between the subtitle and the plot, where no data can hide it.
+  // Speed-up and the cost of tracking, side by side, under the subtitle.
+  const last = rows[rows.length - 1];
+  const speed = last.ratio > 0 && Number.isFinite(last.ratio) ? `lookup speed-up at ${formatCount(last.fds)} fds: ${formatRatio(last.ratio)}` : '';
+  let cost: string;
+  if (r.syscalls && 'baseline' in r.syscalls) {
+    cost = `cost of tracking (${r.mode} mode): epoll_ctl ADD+DEL pair ${formatRatio(r.syscalls.ctlPairRatio)}, getppid (unrelated) ${formatRatio(r.syscalls.getppidRatio)}`;
+  } else if (r.syscalls) {
+    const why = r.syscalls.skipped;
+    cost = `cost of tracking: not measured (${why.length > 80 ? `${why.slice(0, 79)}…` : why})`;
+  } else {
+    cost = 'cost of tracking: not measured';
+  }
+  o.push(`<text class="summary" x="${W / 2}" y="68" text-anchor="middle" font-size="12.5" fill="#222">`
+    + `${speed ? `<tspan class="speedup" font-weight="bold">${escapeXml(speed)}</tspan>` : ''}`
+    + `<tspan class="cost" x="${W / 2}" dy="${speed ? 17 : 0}">${escapeXml(cost)}</tspan></text>`);
+
+  // Legend: one row between the summary and the plot, where no data can hide it.
   const entries = SERIES.map((s) => ({ s, w: s.name.length * 6.9 + 40 }));
   let lx = W / 2 - entries.reduce((a, e) => a + e.w, 0) / 2;
-  const ly = 70;
+  const ly = 108;
   o.push('<g class="legend" font-size="12.5">');
   for (const { s, w } of entries) {
     o.push(`<line x1="${f1(lx)}" x2="${f1(lx + 26)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.2"/>`);
@@ -185,14 +218,13 @@ export function renderBenchSvg(r: BenchResult): string {
   }
   o.push('</g>');
   const n = (s: Series) => Math.min(...rows.map((row) => s.pick(row).n));
-  const note = `points: median of ${SERIES.map((s) => `≥${n(s)} ${s.name.split(' ')[0]}`).join(' / ')} lookups per size; bars and bands: min–max`;
+  const note = `points and lines: median of ${SERIES.map((s) => `≥${n(s)} ${s.name.split(' ')[0]}`).join(' / ')} lookups per size; bands: p5–p95 (min and max: see the bench table)`;
   o.push(`<text class="note" x="${W / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#666">${escapeXml(note)}</text>`);
 
-  // The ratio at the largest N, under the fdinfo point.
-  const last = rows[rows.length - 1];
-  if (last.ratio > 0 && Number.isFinite(last.ratio)) {
+  // The ratio at the largest N, between the two points.
+  if (speed) {
     const mid = Math.sqrt(last.bpf.median * last.fdinfo.median);
-    o.push(`<text class="ratio" x="${f1(x(last.fds) - 10)}" y="${f1(y(mid))}" text-anchor="end" font-size="12.5" font-weight="bold" fill="#333" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${escapeXml(`${Math.round(last.ratio)}× faster at ${formatCount(last.fds)} fds`)}</text>`);
+    o.push(`<text class="ratio" x="${f1(x(last.fds) - 10)}" y="${f1(y(mid))}" text-anchor="end" font-size="12.5" font-weight="bold" fill="#333" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${escapeXml(`${formatRatio(last.ratio)} faster at ${formatCount(last.fds)} fds`)}</text>`);
   }
 
   o.push('</svg>');

@@ -2,7 +2,7 @@
 import { constants } from 'node:os';
 import { isLoaded, load, unload } from '../../loader/load.js';
 import { startAgent } from '../supervise/agent.js';
-import { SwapLogWriter } from '../supervise/swaplog.js';
+import { SwapLogWriter, swapsLogPath } from '../supervise/swaplog.js';
 import { supervise } from '../supervise/launch.js';
 import type { Redirect, SwapRecord } from '../supervise/supervisor.js';
 import { openTracker, type Tracker } from '../tracker/tracker.js';
@@ -35,8 +35,8 @@ function say(line: string): void {
 }
 
 /** Each swap as one JSON line in the swaps log (for `epolltrack daemon`), and on stderr with --verbose. */
-function swapSink(verbose: boolean): (r: SwapRecord) => void {
-  const log = new SwapLogWriter();
+function swapSink(verbose: boolean, pinDir: string): (r: SwapRecord) => void {
+  const log = new SwapLogWriter(swapsLogPath(pinDir)); // the log of the tracker named by --pin-dir
   return (r) => {
     log.append(r);
     if (verbose) say(formatSwap(r));
@@ -71,7 +71,7 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
   try {
     const r = await supervise(o.cmd[0], o.cmd.slice(1), {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: swapSink(o.verbose),
+      onSwap: swapSink(o.verbose, o.pinDir),
       onError: (e) => say(`epolltrack: supervisor: ${e.message}`),
     });
     return r.code ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
@@ -88,7 +88,7 @@ export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup
   try {
     const agent = await startAgent(o.socket, {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: swapSink(o.verbose),
+      onSwap: swapSink(o.verbose, o.pinDir),
       onError: (e) => say(`epolltrack: agent: ${e.message}`),
       onContainer: o.verbose ? (c) => say(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})`) : undefined,
       onContainerGone: o.verbose ? (c) => say(`epolltrack: container ${c.id ?? '?'} (pid ${c.pid ?? '?'}) gone: its listener closed`) : undefined,

@@ -6,7 +6,7 @@
  */
 import type { SwapRecord } from '../supervise/supervisor.js';
 import type { Instance, ProcInfo, RegRow, Snapshot } from './collect.js';
-import type { LatencySample, StatusBody } from './types.js';
+import type { History, LatencySample, StatusBody, SwapCounts } from './types.js';
 
 type Html = (strings: TemplateStringsArray, ...values: unknown[]) => unknown;
 type SetState<T> = (v: T | ((prev: T) => T)) => void;
@@ -22,9 +22,11 @@ export interface ClientLib {
 
 
 interface Message {
-  type: 'snapshot' | 'swaps' | 'latency' | 'status';
+  type: 'snapshot' | 'swaps' | 'latency' | 'status' | 'history';
   snapshot?: Snapshot;
   swaps?: SwapRecord[];
+  counts?: SwapCounts;
+  history?: History;
   samples?: LatencySample[];
   status?: StatusBody;
   reset?: boolean;
@@ -33,6 +35,14 @@ interface Message {
 
 export function dashboardApp(lib: ClientLib): void {
   const { html, render, useState, useEffect, useMemo, useRef } = lib;
+
+  /** The view's state in the page's URL: these parameters, nothing else. */
+  const PARAMS = ['pid', 'comm', 'cgroup', 'q', 'sort'];
+  const SORTS: Record<string, string> = { regs: 'registrations', name: 'name', pid: 'pid' };
+  const MODE_COST: Record<string, string> = {
+    tracepoint: 'every syscall on the host takes the syscall-trace slow path (epolltrack bench measures it)',
+    fentry: 'epoll calls only', kprobe: 'epoll calls only',
+  };
 
   const fmtMicros = (us: number): string => (us < 1000 ? `${us.toFixed(1)} µs` : us < 1e6 ? `${(us / 1000).toFixed(1)} ms` : `${(us / 1e6).toFixed(2)} s`);
   const fmtTime = (iso: string): string => {
@@ -66,7 +76,25 @@ export function dashboardApp(lib: ClientLib): void {
       </table></div>`;
   }
 
-  function ProcessView({ p, fresh, collapsed, toggle }: { p: ProcInfo; fresh: Set<string>; collapsed: boolean; toggle: () => void }) {
+  function Spark({ pts, periodMs }: { pts: number[] | undefined; periodMs: number }) {
+    if (!pts || !pts.length) return html`<span class="spark none"></span>`;
+    const w = 72, h = 18;
+    const max = Math.max(1, ...pts);
+    const min = Math.min(...pts);
+    const lo = min === max ? 0 : min;
+    const xs = (i: number) => (pts.length === 1 ? w : (i * w) / (pts.length - 1));
+    const ys = (v: number) => h - 2 - ((v - lo) * (h - 4)) / Math.max(1, max - lo);
+    const line = pts.map((v, i) => `${xs(i).toFixed(1)},${ys(v).toFixed(1)}`).join(' ');
+    const span = Math.round((pts.length * periodMs) / 1000);
+    return html`<svg class="spark" width=${w} height=${h} viewBox=${`0 0 ${w} ${h}`} data-points=${pts.join(',')}
+        aria-label=${`registrations over the last ${span} s: ${min} to ${max}`}>
+      <title>${`registrations, last ${span} s: min ${min}, max ${max}, now ${pts[pts.length - 1]}`}</title>
+      <polyline points=${line} fill="none" stroke="#2f6fde" stroke-width="1.4" />
+    </svg>`;
+  }
+
+  function ProcessView({ p, fresh, collapsed, toggle, pts, periodMs }: { p: ProcInfo; fresh: Set<string>; collapsed: boolean; toggle: () => void; pts?: number[]; periodMs: number }) {
+    const total = p.total ?? p.registrations;
     return html`<section class=${`proc${collapsed ? ' collapsed' : ''}`} data-pid=${p.pid} data-comm=${p.comm}>
       <div class="proc-head" onClick=${toggle} title=${p.cmdline}>
         <span class="caret">${collapsed ? '▸' : '▾'}</span>
@@ -74,7 +102,9 @@ export function dashboardApp(lib: ClientLib): void {
         <span class="cmdline">${p.cmdline}</span>
         ${p.container ? html`<span class="cg ctr" title=${p.cgroup}>container ${p.container}</span>`
           : html`<span class="cg" title=${p.cgroup}>${p.cgroup}</span>`}
-        <span class="n">${`${p.instances.length} epoll${p.instances.length === 1 ? '' : 's'} · `}<b class="nregs">${p.registrations}</b>${` registration${p.registrations === 1 ? '' : 's'}`}</span>
+        <${Spark} pts=${pts} periodMs=${periodMs} />
+        <span class="n">${`${p.instances.length} epoll${p.instances.length === 1 ? '' : 's'} · `}<b class="nregs">${p.registrations}</b>${
+          total !== p.registrations ? ` of ${total}` : ''}${` registration${total === 1 ? '' : 's'}`}</span>
       </div>
       ${collapsed ? '' : p.instances.map((i) => html`<${InstanceView} key=${`${i.epollPid}:${i.epfd}`} inst=${i} fresh=${fresh} />`)}
     </section>`;
@@ -120,53 +150,106 @@ export function dashboardApp(lib: ClientLib): void {
     </section>`;
   }
 
-  function SwapsPanel({ swaps, log }: { swaps: SwapRecord[]; log: string }) {
-    const failed = swaps.filter((s) => s.result === 'failed').length;
-    const continued = swaps.filter((s) => s.result === 'swapped' && s.error).length;
+  function SwapsPanel({ swaps, counts, log }: { swaps: SwapRecord[]; counts: SwapCounts | null; log: string }) {
+    const c = counts ?? { swapped: 0, failed: 0, continued: 0, unmoved: 0, moved: 0 };
+    const res = (s: SwapRecord) => (s.result === 'failed' ? 'failed' : s.error ? 'kernel' : s.moved === 0 ? 'unmoved' : 'moved');
     return html`<section class="panel" id="swaps">
-      <h2>Recent fd swaps <span>${swaps.length - failed - continued} swapped${failed ? `, ${failed} failed` : ''}${continued ? `, ${continued} left to the kernel` : ''}</span></h2>
+      <h2>Fd swaps <span class="totals" title=${`totals over the whole log ${log}`}>
+<b class="t-moved">${c.swapped - c.unmoved}</b>${` swap${c.swapped - c.unmoved === 1 ? '' : 's'} moved registrations · `}<b class=${c.unmoved ? 't-unmoved' : ''}>${c.unmoved}</b>${
+          ' moved none · '}<b class=${c.failed ? 't-failed' : ''}>${c.failed}</b>${' failed'}${c.continued ? html`${' · '}<b>${c.continued}</b>${' left to the kernel'}` : ''}</span></h2>
       ${!swaps.length ? html`<p class="sub">None yet. <code>epolltrack supervise</code> and <code>agent</code> log each swap to <code>${log}</code>.</p>` : html`
-      <ul class="swaps">${swaps.slice(0, 12).map((s) => html`<li class=${`swap ${s.result}${s.error && s.result === 'swapped' ? ' kernel' : ''}`} title=${s.error ?? `${s.result} (${s.source})`}>
+      <ul class="swaps">${swaps.slice(0, 8).map((s) => html`<li class=${`swap ${res(s)}`} data-result=${res(s)} title=${s.error ?? `${s.result} (${s.source})`}>
         <div class="l1"><span class="num">${fmtTime(s.time)}</span><span class="who">pid <b>${s.pid}</b> fd <b>${s.fd}</b></span>
-          <span class="res">${s.result === 'failed' ? 'failed' : s.error ? 'left to the kernel' : `${s.moved} moved · ${fmtMicros(s.micros)}`}</span></div>
+          <span class="res">${s.result === 'failed' ? `failed${s.errno ? ` (errno ${s.errno})` : ''}` : s.error ? 'left to the kernel'
+            : s.moved === 0 ? `swapped, 0 moved · ${fmtMicros(s.micros)}` : `${s.moved} moved · ${fmtMicros(s.micros)}`}</span></div>
         <div class="l2"><span class="mono">${s.from} → ${s.to}</span>${s.result === 'failed' && s.error ? html` <span class="err">${s.error}</span>` : ''}</div></li>`)}</ul>`}
+      <div class="sub">${`${c.moved} registration${c.moved === 1 ? '' : 's'} moved in all; totals over the whole log`}</div>
     </section>`;
   }
 
-  function TrackerPanel({ status }: { status: StatusBody | null }) {
-    if (!status) return '';
+  function HealthPanel({ status }: { status: StatusBody | null }) {
+    if (!status) return html`<section class="panel" id="health"><h2>Tracker health</h2><p class="sub">Waiting for the daemon…</p></section>`;
     const m = status.maps;
+    const f = status.fill;
     const c = status.counters ?? {};
     const fb = status.fallbacks ?? {};
-    const meter = (e: number, cap: number) => html`<div class="meter"><i style=${`width:${Math.min(100, (100 * e) / Math.max(1, cap)).toFixed(1)}%`}></i></div>`;
-    return html`<section class="panel" id="tracker">
-      <h2>Tracker <span>${status.mode ?? 'not loaded'} mode</span></h2>
-      ${m ? html`<div class="kv"><span>regs map</span><span>${m.regs.entries} / ${m.regs.capacity}</span></div>${meter(m.regs.entries, m.regs.capacity)}
-        <div class="kv"><span>epolls map</span><span>${m.epolls.entries} / ${m.epolls.capacity}</span></div>${meter(m.epolls.entries, m.epolls.capacity)}` : ''}
+    const nfb = Object.values(fb).reduce((a, b) => a + b, 0);
+    const pct = (e: number, cap: number) => (100 * e) / Math.max(1, cap);
+    const meter = (live: number, stale: number, cap: number) => html`<div class="meter" title=${`${live} live, ${stale} stale of ${cap}`}>
+      <i class="live" style=${`width:${Math.min(100, pct(live, cap)).toFixed(1)}%`}></i><i class="stale" style=${`width:${Math.min(100, pct(stale, cap)).toFixed(1)}%`}></i></div>`;
+    const row = (name: 'regs' | 'epolls', label: string) => {
+      if (!m) return '';
+      const cap = m[name].capacity;
+      const live = f ? f[name].live : m[name].entries;
+      const stale = f ? f[name].stale : 0;
+      const full = pct(live + stale, cap) >= 90;
+      return html`<div class="kv" data-map=${name}><span>${label}</span><span class=${full ? 'warn' : ''}>${`${live} live`}${f ? ` · ${stale} stale` : ''}${` / ${cap} (${pct(live + stale, cap).toFixed(pct(live + stale, cap) < 1 ? 2 : 0)}% full)`}</span></div>${meter(live, stale, cap)}`;
+    };
+    const mode = status.mode ?? 'not loaded';
+    return html`<section class="panel" id="health">
+      <h2>Tracker health <span id="health-mode">${mode} mode</span></h2>
+      <div class="kv"><span>hook cost</span><span class="cost">${MODE_COST[mode] ?? 'no hooks on other syscalls'}</span></div>
+      ${row('regs', 'regs map')}${row('epolls', 'epolls map')}
       <div class="kv">
-        <span>seen</span><span>add ${c.add ?? 0} · mod ${c.mod ?? 0} · del ${c.del ?? 0} · remove ${c.remove ?? 0}</span>
+        <span>fallbacks</span><span class=${nfb ? 'caution' : ''} id="fallbacks">${Object.entries(fb).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(' · ') || 'none'}</span>
         <span>map full</span><span class=${c.regsFull !== '0' || c.epollsFull !== '0' ? 'warn' : ''}>regs ${c.regsFull ?? 0} · epolls ${c.epollsFull ?? 0}</span>
-        <span>fallbacks</span><span>${Object.entries(fb).map(([k, v]) => `${k} ${v}`).join(' · ') || 'none'}</span>
+        <span>seen</span><span>add ${c.add ?? 0} · mod ${c.mod ?? 0} · del ${c.del ?? 0} · remove ${c.remove ?? 0}</span>
       </div>
     </section>`;
   }
 
+  /** The view as the URL says: known parameters, and a notice for the rest. */
+  function readUrl(): { pid: string; comm: string; cgroup: string; q: string; sort: string; ignored: string[] } {
+    const u = new URLSearchParams(location.search);
+    const v = { pid: u.get('pid') ?? '', comm: u.get('comm') ?? '', cgroup: u.get('cgroup') ?? '', q: u.get('q') ?? '', sort: u.get('sort') ?? 'regs', ignored: [] as string[] };
+    for (const k of new Set(u.keys())) if (!PARAMS.includes(k)) v.ignored.push(k);
+    if (!SORTS[v.sort]) { v.ignored.push(`sort=${v.sort}`); v.sort = 'regs'; }
+    return v;
+  }
+
   function App() {
+    const init = useMemo(readUrl, []);
     const [snap, setSnap] = useState<Snapshot | null>(null);
     const [fresh, setFresh] = useState<Set<string>>(new Set());
     const [swaps, setSwaps] = useState<SwapRecord[]>([]);
+    const [swapCounts, setSwapCounts] = useState<SwapCounts | null>(null);
     const [samples, setSamples] = useState<LatencySample[]>([]);
     const [periodMs, setPeriodMs] = useState(5000);
     const [status, setStatus] = useState<StatusBody | null>(null);
+    const [hist, setHist] = useState<History>({ periodMs: 5000, series: {} });
     const [connected, setConnected] = useState(false);
-    const [fPid, setFPid] = useState('');
-    const [fComm, setFComm] = useState('');
-    const [fCg, setFCg] = useState('');
+    const [fPid, setFPid] = useState(init.pid);
+    const [fComm, setFComm] = useState(init.comm);
+    const [fCg, setFCg] = useState(init.cgroup);
+    const [fQ, setFQ] = useState(init.q);
+    /** the search the stream applies (the daemon matches); set once the daemon accepted it */
+    const [qApplied, setQApplied] = useState('');
+    const [searchError, setSearchError] = useState('');
+    const [sort, setSort] = useState(init.sort);
+    const [ignored, setIgnored] = useState<string[]>(init.ignored);
     const [collapsed, setCollapsed] = useState<Set<number>>(new Set());
     const seen = useRef<Set<string> | null>(null);
 
+    // A search is checked by the daemon first (a word it cannot read: its one-line error, the
+    // view unchanged), then the stream is reopened with it: the daemon does the matching.
     useEffect(() => {
-      const es = new EventSource('/api/events');
+      const q = fQ.trim();
+      if (!q) { setQApplied(''); setSearchError(''); return undefined; }
+      let stale = false;
+      const t = setTimeout(() => {
+        fetch(`/api/snapshot?q=${encodeURIComponent(q)}`).then(async (r) => {
+          if (stale) return;
+          if (r.ok) { setQApplied(q); setSearchError(''); return; }
+          const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` })) as { error?: string };
+          setSearchError(body.error ?? `HTTP ${r.status}`);
+        }).catch(() => undefined);
+      }, 200);
+      return () => { stale = true; clearTimeout(t); };
+    }, [fQ]);
+
+    useEffect(() => {
+      seen.current = null; // another selection: nothing flashes as new
+      const es = new EventSource(`/api/events${qApplied ? `?q=${encodeURIComponent(qApplied)}` : ''}`);
       es.onopen = () => setConnected(true);
       es.onerror = () => setConnected(false);
       es.onmessage = (e: MessageEvent) => {
@@ -180,6 +263,7 @@ export function dashboardApp(lib: ClientLib): void {
           setSnap(m.snapshot);
         } else if (m.type === 'swaps' && m.swaps) {
           const got = [...m.swaps].reverse();
+          if (m.counts) setSwapCounts(m.counts);
           setSwaps((old) => (m.reset ? got : [...got, ...old]).slice(0, 200));
         } else if (m.type === 'latency' && m.samples) {
           if (m.periodMs) setPeriodMs(m.periodMs);
@@ -187,28 +271,49 @@ export function dashboardApp(lib: ClientLib): void {
           setSamples((old) => (m.reset ? got : [...old, ...got]).slice(-120));
         } else if (m.type === 'status' && m.status) {
           setStatus(m.status);
+        } else if (m.type === 'history' && m.history) {
+          setHist(m.history);
         }
       };
       return () => es.close();
-    }, []);
+    }, [qApplied]);
+
+    // The view lives in the URL (shareable; replaceState: no history entry per keystroke).
+    useEffect(() => {
+      const u = new URLSearchParams();
+      if (fPid.trim()) u.set('pid', fPid.trim());
+      if (fComm.trim()) u.set('comm', fComm.trim());
+      if (fCg.trim()) u.set('cgroup', fCg.trim());
+      if (fQ.trim()) u.set('q', fQ.trim());
+      if (sort !== 'regs') u.set('sort', sort);
+      const qs = u.toString();
+      history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}`);
+    }, [fPid, fComm, fCg, fQ, sort]);
 
     const shown = useMemo(() => {
       if (!snap) return [];
       const pid = fPid.trim();
       const comm = fComm.trim().toLowerCase();
       const cg = fCg.trim();
-      return snap.processes.filter((p) => (!pid || String(p.pid) === pid)
+      const list = snap.processes.filter((p) => (!pid || String(p.pid) === pid)
         && (!comm || p.comm.toLowerCase().includes(comm) || p.cmdline.toLowerCase().includes(comm))
         && (!cg || p.cgroup.includes(cg) || (p.container ?? '').includes(cg)));
-    }, [snap, fPid, fComm, fCg]);
+      const by: Record<string, (a: ProcInfo, b: ProcInfo) => number> = {
+        regs: (a, b) => b.registrations - a.registrations || a.pid - b.pid,
+        name: (a, b) => a.comm.localeCompare(b.comm) || a.pid - b.pid,
+        pid: (a, b) => a.pid - b.pid,
+      };
+      return list.sort(by[sort] ?? by.regs);
+    }, [snap, fPid, fComm, fCg, sort]);
 
     const toggle = (pid: number) => setCollapsed((s) => {
       const n = new Set(s);
       if (n.has(pid)) n.delete(pid); else n.add(pid);
       return n;
     });
-    const t = snap?.totals;
+    const t = snap?.all ?? snap?.totals;
     const shownRegs = shown.reduce((n, p) => n + p.registrations, 0);
+    const val = (e: Event) => (e.target as HTMLInputElement).value;
     return html`
       <header>
         <span class="brand">epolltrack</span>
@@ -219,25 +324,34 @@ export function dashboardApp(lib: ClientLib): void {
           <span><b>${t?.registrations ?? '–'}</b> registrations</span>
         </span>
         <span class="spacer"></span>
+        <a class="api" href="/api/">API</a>
+        <a class="api" href="/metrics">metrics</a>
         <span class=${`live${connected ? '' : ' off'}`} id="live"><i></i>${connected ? 'live' : 'reconnecting…'}</span>
       </header>
+      ${ignored.length ? html`<div class="notice" id="notice">Ignored ${ignored.length === 1 ? 'a parameter' : 'parameters'} this page does not know:
+        <code>${ignored.join(', ')}</code> (it reads ${PARAMS.join(', ')}). <button onClick=${() => setIgnored([])}>dismiss</button></div>` : ''}
       <main>
         <div>
           <div class="filters">
-            <label>pid <input id="filter-pid" inputmode="numeric" placeholder="any" value=${fPid} onInput=${(e: Event) => setFPid((e.target as HTMLInputElement).value)} /></label>
-            <label>command <input id="filter-comm" placeholder="name or command line" value=${fComm} onInput=${(e: Event) => setFComm((e.target as HTMLInputElement).value)} /></label>
-            <label>cgroup / container <input id="filter-cgroup" placeholder="path or id" value=${fCg} onInput=${(e: Event) => setFCg((e.target as HTMLInputElement).value)} /></label>
-            ${fPid || fComm || fCg ? html`<button onClick=${() => { setFPid(''); setFComm(''); setFCg(''); }}>clear</button>` : ''}
-            <span class="count" id="shown">${snap ? `${shown.length} of ${snap.processes.length} processes, ${shownRegs} registrations` : ''}</span>
+            <label>search <input id="filter-q" placeholder=":443  addr:10.0.0.1  kind:udp  epoll:PID:FD" value=${fQ} onInput=${(e: Event) => setFQ(val(e))} /></label>
+            <label>pid <input id="filter-pid" inputmode="numeric" placeholder="any" value=${fPid} onInput=${(e: Event) => setFPid(val(e))} /></label>
+            <label>command <input id="filter-comm" placeholder="name or command line" value=${fComm} onInput=${(e: Event) => setFComm(val(e))} /></label>
+            <label>cgroup / container <input id="filter-cgroup" placeholder="path or id" value=${fCg} onInput=${(e: Event) => setFCg(val(e))} /></label>
+            <label>sort <select id="sort" value=${sort} onChange=${(e: Event) => setSort((e.target as HTMLSelectElement).value)}>
+              ${Object.entries(SORTS).map(([k, v]) => html`<option value=${k} selected=${k === sort}>${v}</option>`)}</select></label>
+            ${fPid || fComm || fCg || fQ ? html`<button onClick=${() => { setFPid(''); setFComm(''); setFCg(''); setFQ(''); }}>clear</button>` : ''}
+            <span class="count" id="shown">${snap && t ? `${shown.length} of ${t.processes} processes, ${shownRegs} registrations` : ''}</span>
           </div>
+          ${searchError ? html`<p class="search-error" id="search-error">${searchError}</p>` : ''}
           ${!snap ? html`<p class="empty">Connecting to the daemon…</p>`
-            : !shown.length ? html`<p class="empty" id="none">${snap.processes.length ? 'No process matches the filter.' : 'No epoll registrations on this host.'}</p>`
-            : shown.map((p) => html`<${ProcessView} key=${p.pid} p=${p} fresh=${fresh} collapsed=${collapsed.has(p.pid)} toggle=${() => toggle(p.pid)} />`)}
+            : !shown.length ? html`<p class="empty" id="none">${t && t.processes ? 'No process matches the filter.' : 'No epoll registrations on this host.'}</p>`
+            : shown.map((p) => html`<${ProcessView} key=${p.pid} p=${p} fresh=${fresh} collapsed=${collapsed.has(p.pid)} toggle=${() => toggle(p.pid)}
+                pts=${hist.series[String(p.pid)]} periodMs=${hist.periodMs} />`)}
         </div>
         <aside>
+          <${HealthPanel} status=${status} />
+          <${SwapsPanel} swaps=${swaps} counts=${swapCounts} log=${status?.daemon?.swapsLog ?? '/run/epolltrack/swaps.jsonl'} />
           <${LatencyPanel} samples=${samples} periodMs=${periodMs} />
-          <${SwapsPanel} swaps=${swaps} log=${status?.daemon?.swapsLog ?? '/run/epolltrack/swaps.jsonl'} />
-          <${TrackerPanel} status=${status} />
         </aside>
       </main>`;
   }

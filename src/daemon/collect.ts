@@ -9,6 +9,7 @@ import { decodeEvents } from '../kernel/events.js';
 import type { Registration } from '../tracker/tracker.js';
 import { FdResolver, type FdTarget } from '../inspect/describe.js';
 import { processInfo, type ProcessInfo } from '../inspect/process.js';
+import { isEmptySelector, matchSelector, parseSelectorText } from '../inspect/select.js';
 
 // The fd resolver and process details live in src/inspect (one source for CLI, API and dashboard).
 export { FdResolver as SocketResolver, describeFd } from '../inspect/describe.js';
@@ -45,6 +46,8 @@ export interface ProcInfo {
   container?: string;
   instances: Instance[];
   registrations: number;
+  /** with a search (q): all the process's registrations, of which `registrations` matched */
+  total?: number;
 }
 
 export interface Snapshot {
@@ -52,6 +55,8 @@ export interface Snapshot {
   /** increases each time the content changes */
   version: number;
   totals: { processes: number; instances: number; registrations: number };
+  /** when filtered: the host's totals (`totals` are those of what is listed) */
+  all?: { processes: number; instances: number; registrations: number };
   processes: ProcInfo[];
 }
 
@@ -88,6 +93,13 @@ export interface Filter {
   comm?: string;
   /** substring of the cgroup path or container id */
   cgroup?: string;
+  /**
+   * search words, those of `ls`'s selectors (src/inspect/select.ts: `:28080`,
+   * `addr:10.0.0.1`, `kind:udp`, `epoll:PID:FD`, ...): only the registrations that
+   * match, and their processes. The dashboard searches through here (its stream's
+   * ?q=), so the page, the API and the CLI select with one matcher.
+   */
+  q?: string;
 }
 
 export function matches(p: ProcessInfo, f: Filter): boolean {
@@ -98,9 +110,24 @@ export function matches(p: ProcessInfo, f: Filter): boolean {
 }
 
 export function filterSnapshot(s: Snapshot, f: Filter): Snapshot {
-  if (f.pid === undefined && !f.comm && !f.cgroup) return s;
-  const processes = s.processes.filter((p) => matches(p, f));
+  if (f.pid === undefined && !f.comm && !f.cgroup && !f.q) return s;
+  let processes = s.processes.filter((p) => matches(p, f));
+  const sel = f.q ? parseSelectorText(f.q) : undefined;
+  if (sel && !isEmptySelector(sel)) {
+    processes = processes.flatMap((p) => {
+      const instances = p.instances
+        .map((i) => ({
+          ...i,
+          registrations: i.registrations.filter((r) => matchSelector(sel, {
+            pid: r.pid, comm: r.pid === p.pid ? p.comm : undefined, epollPid: i.epollPid, epfd: i.epfd, epollComm: p.comm, target: r.target,
+          })),
+        }))
+        .filter((i) => i.registrations.length);
+      const registrations = instances.reduce((n, i) => n + i.registrations.length, 0);
+      return registrations ? [{ ...p, instances, registrations, total: p.registrations }] : [];
+    });
+  }
   const instances = processes.reduce((n, p) => n + p.instances.length, 0);
   const registrations = processes.reduce((n, p) => n + p.registrations, 0);
-  return { ...s, totals: { processes: processes.length, instances, registrations }, processes };
+  return { ...s, totals: { processes: processes.length, instances, registrations }, all: s.totals, processes };
 }

@@ -1,18 +1,29 @@
 /**
- * Prometheus metrics of the daemon (prom-client, a registry of its own).
- * Per-process series are bounded: the TOP_PROCESSES processes with the most
- * registrations by pid and command, the rest summed under pid="other".
+ * Prometheus metrics of the daemon (prom-client, a registry of its own, with
+ * prom-client's default process and Node.js metrics). Label values are
+ * snake_case. Per-process series are bounded: the TOP_PROCESSES processes with
+ * the most registrations by pid and command, the rest summed under pid="other".
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MODES } from '../kernel/names.js';
 import type { FallbackReason } from '../tracker/tracker.js';
 import type { Snapshot } from './collect.js';
 
 export const TOP_PROCESSES = 20;
 
+/** `regsFull` -> `regs_full`, `no-location` -> `no_location`: Prometheus label values. */
+export function snakeCase(s: string): string {
+  return s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^A-Za-z0-9_]+/g, '_').toLowerCase();
+}
+
+/** Map entries the kernel confirms now (live) and the others (stale, until a resync). */
+export interface MapFill { regs: { live: number; stale: number }; epolls: { live: number; stale: number } }
+
 export interface MetricsSource {
   snapshot(): Snapshot;
+  version(): string;
   mode(): string | undefined;
+  fill(): MapFill | undefined;
   maps(): { regs: { entries: number; capacity: number }; epolls: { entries: number; capacity: number } } | undefined;
   kernel(): Record<string, bigint>;
   fallbacks(): Record<FallbackReason, number>;
@@ -48,11 +59,30 @@ export class DaemonMetrics {
     total('epolltrack_registrations', 'Epoll registrations on the host', () => src.snapshot().totals.registrations);
     total('epolltrack_epoll_instances', 'Epoll instances with registrations on the host', () => src.snapshot().totals.instances);
     total('epolltrack_processes', 'Processes holding epoll instances with registrations', () => src.snapshot().totals.processes);
+    collectDefaultMetrics({ register: this.registry });
+    // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool says so): not those.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
     new Gauge({
-      name: 'epolltrack_map_entries', help: 'Entries in the tracker\'s BPF maps', labelNames: ['map'] as const, registers,
+      name: 'epolltrack_build_info', help: 'Version of epolltrack and the active hook mode (always 1)', labelNames: ['version', 'mode'] as const, registers,
       collect() {
-        const m = src.maps();
-        if (m) { this.set({ map: 'regs' }, m.regs.entries); this.set({ map: 'epolls' }, m.epolls.entries); }
+        this.reset();
+        this.set({ version: src.version(), mode: src.mode() ?? 'none' }, 1);
+      },
+    });
+    new Gauge({
+      name: 'epolltrack_map_entries',
+      help: 'Entries in the tracker\'s BPF maps: live (the kernel confirms them now) or stale (left by a removal no hook saw, until the next resync)',
+      labelNames: ['map', 'state'] as const, registers,
+      collect() {
+        this.reset();
+        const f = src.fill();
+        if (!f) return;
+        for (const map of ['regs', 'epolls'] as const) {
+          this.set({ map, state: 'live' }, f[map].live);
+          this.set({ map, state: 'stale' }, f[map].stale);
+        }
       },
     });
     new Gauge({
@@ -64,11 +94,18 @@ export class DaemonMetrics {
     });
     new Counter({
       name: 'epolltrack_kernel_events_total',
-      help: 'Kernel-side counters of the tracker (add, mod, del, remove; regsFull/epollsFull: a map was full; uncertain; gen)',
+      help: 'Kernel-side counters of the tracker (add, mod, del, remove; regs_full/epolls_full: a map was full; uncertain)',
       labelNames: ['counter'] as const, registers,
       collect() {
         this.reset();
-        for (const [k, v] of Object.entries(src.kernel())) this.inc({ counter: k }, Number(v));
+        for (const [k, v] of Object.entries(src.kernel())) if (k !== 'gen') this.inc({ counter: snakeCase(k) }, Number(v));
+      },
+    });
+    new Gauge({
+      name: 'epolltrack_resync_generation', help: 'Generation number of the tracker\'s maps (incremented by each resync; not a count of events)', registers,
+      collect() {
+        const g = src.kernel().gen;
+        if (g !== undefined) this.set(Number(g));
       },
     });
     this.lookups = new Counter({
@@ -82,7 +119,7 @@ export class DaemonMetrics {
       labelNames: ['reason'] as const, registers,
       collect() {
         this.reset();
-        for (const [k, v] of Object.entries(src.fallbacks())) this.inc({ reason: k }, v);
+        for (const [k, v] of Object.entries(src.fallbacks())) this.inc({ reason: snakeCase(k) }, v);
       },
     });
     this.latency = new Histogram({

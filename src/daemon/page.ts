@@ -24,7 +24,12 @@ header .spacer { flex: 1; }
 .live i { width: 9px; height: 9px; border-radius: 50%; background: #48bb78; box-shadow: 0 0 0 3px rgba(72,187,120,.25); }
 .live.off i { background: #e53e3e; box-shadow: 0 0 0 3px rgba(229,62,62,.25); }
 main { display: grid; grid-template-columns: minmax(0, 1fr) clamp(350px, 28vw, 400px); gap: 16px; padding: 14px 20px 30px; align-items: start; }
-@media (max-width: 1150px) { main { grid-template-columns: minmax(0, 1fr); } aside { position: static !important; } }
+@media (max-width: 1150px) {
+  main { grid-template-columns: minmax(0, 1fr); }
+  /* narrow screens: the panels above the list, side by side, health first */
+  aside { position: static !important; order: -1; flex-direction: row; flex-wrap: wrap; max-height: none; }
+  aside .panel { flex: 1 1 320px; }
+}
 aside { position: sticky; top: 58px; display: flex; flex-direction: column; gap: 14px; max-height: calc(100vh - 72px); overflow: auto; }
 .panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 11px 14px 12px; }
 .panel h2 { margin: 0 0 8px; font-size: 13px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); display: flex; justify-content: space-between; }
@@ -87,17 +92,35 @@ tr.fresh td { animation: flash 3.5s ease-out; }
 .swaps li:last-child { border-bottom: 0; }
 .swaps .l1 { display: flex; gap: 10px; align-items: baseline; }
 .swaps .l1 .num { font: 11.5px var(--mono); color: var(--muted); }
-.swaps .l1 .res { margin-left: auto; color: var(--good); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.swaps li.failed .res { color: var(--bad); }
+.swaps .l1 .res { margin-left: auto; color: var(--muted); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.swaps li.moved .res { color: var(--good); }
+.swaps li.unmoved .res { color: var(--warn); }
+.swaps li.failed .res { color: var(--bad); font-weight: 600; }
 .swaps li.kernel .res { color: var(--muted); }
+#swaps h2 { flex-wrap: wrap; gap: 4px; }
+#swaps h2 .totals b { font-weight: 600; color: var(--ink); }
+#swaps h2 .totals b.t-moved { color: var(--good); }
+#swaps h2 .totals b.t-unmoved { color: var(--warn); }
+#swaps h2 .totals b.t-failed { color: var(--bad); }
 .swaps .l1 .who { white-space: nowrap; }
 .swaps .l2 { color: #334; overflow-wrap: anywhere; }
 .swaps .l2 .err { color: var(--bad); font-size: 12px; }
 .meter { height: 6px; background: var(--soft); border-radius: 3px; overflow: hidden; margin: 2px 0 6px; }
+.meter { display: flex; }
 .meter i { display: block; height: 100%; background: var(--accent); }
+.meter i.stale { background: var(--warn); opacity: .6; }
+.cost { color: var(--ink); }
+.spark { flex: none; align-self: center; }
+.notice { margin: 10px 20px 0; padding: 7px 12px; background: #fff8e1; border: 1px solid #f0d58a; border-radius: 6px; font-size: 13px; }
+.notice button { margin-left: 8px; border: 1px solid #d8c27a; background: #fff; border-radius: 5px; font: inherit; font-size: 12px; cursor: pointer; }
+.search-error { color: var(--bad); font-size: 13px; margin: -6px 0 10px; }
+.filters select { border: 1px solid #c8ceda; border-radius: 6px; padding: 5px 7px; font: inherit; background: #fff; }
+.filters input#filter-q { width: 260px; }
+header a.api { color: #c9d3e6; font-size: 13px; text-decoration: none; border-bottom: 1px dotted #8a96ad; }
 .kv { display: grid; grid-template-columns: auto 1fr; gap: 1px 12px; font-size: 12.5px; }
 .kv span:nth-child(odd) { color: var(--muted); }
 .kv .warn { color: var(--bad); font-weight: 600; }
+.kv .caution { color: var(--warn); font-weight: 600; }
 code { font-family: var(--mono); font-size: 12px; background: var(--soft); padding: 0 4px; border-radius: 3px; }
 </style>
 </head>

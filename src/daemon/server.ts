@@ -4,7 +4,9 @@
  *
  *   /               the dashboard (one HTML page, htm + preact served from here: no CDN)
  *   /metrics        Prometheus text format
- *   /api/snapshot   every process with epoll instances, their registrations (?pid= &comm= &cgroup=)
+ *   /api/           an index of the API
+ *   /api/snapshot   every process with epoll instances, their registrations (?pid= &comm= &cgroup= &q=)
+ *   /api/history    registrations per process over the last minutes (sparklines)
  *   /api/events     the same, live: Server-Sent Events (snapshot, swaps, latency, status)
  *   /api/swaps      recent fd swaps from the supervisor's log (?limit=)
  *   /api/latency    lookup time through the tracker vs the fdinfo way, measured here (?limit=)
@@ -21,15 +23,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLoaded, status as trackerStatus, type Status } from '../../loader/load.js';
 import { DEFAULT_PIN_DIR } from '../kernel/names.js';
+import { packageRoot } from '../kernel/bpfobject.js';
 import { BadInputError, BuildError, ListenError } from '../kernel/errors.js';
 import { fdinfoMemberships } from '../tracker/fdinfo.js';
 import type { SwapRecord } from '../supervise/supervisor.js';
 import { openTracker, type Tracker } from '../tracker/tracker.js';
 import { dashboardApp } from './client.js';
 import { buildSnapshot, filterSnapshot, SocketResolver, type Filter, type Snapshot } from './collect.js';
-import { DaemonMetrics } from './metrics.js';
+import { DaemonMetrics, type MapFill } from './metrics.js';
 import { PAGE } from './page.js';
-import type { LatencySample, StatusBody } from './types.js';
+import { parseSelectorText } from '../inspect/select.js';
+import type { History, LatencySample, StatusBody, SwapCounts } from './types.js';
 import { SwapLogTail, swapsLogPath } from '../supervise/swaplog.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:9477';
@@ -94,7 +98,7 @@ function htmStandalonePath(): string {
 class QueryError extends Error {}
 
 /** Validated query parameters: unknown names, repeats, bad values are a 400. */
-function query(url: URL, allowed: Record<string, 'pid' | 'text' | 'limit'>): Record<string, string | number> {
+function query(url: URL, allowed: Record<string, 'pid' | 'text' | 'limit' | 'search'>): Record<string, string | number> {
   const out: Record<string, string | number> = {};
   for (const key of new Set(url.searchParams.keys())) {
     const kind = allowed[key];
@@ -110,16 +114,46 @@ function query(url: URL, allowed: Record<string, 'pid' | 'text' | 'limit'>): Rec
       out[key] = Number(v);
     } else {
       if (v.length > 256 || /[\0-\x1f]/.test(v)) throw new QueryError(`${key} must be at most 256 printable characters`);
+      if (kind === 'search') {
+        try {
+          parseSelectorText(v);
+        } catch (err) {
+          if (err instanceof BadInputError) throw new QueryError(`${key}: ${err.message}`);
+          throw err;
+        }
+      }
       if (v) out[key] = v;
     }
   }
   return out;
 }
 
-const FILTER_PARAMS = { pid: 'pid', comm: 'text', cgroup: 'text' } as const;
+const FILTER_PARAMS = { pid: 'pid', comm: 'text', cgroup: 'text', q: 'search' } as const;
 const LIMIT_PARAM = { limit: 'limit' } as const;
 const KEEP_SWAPS = 200;
 const KEEP_SAMPLES = 120;
+const KEEP_HISTORY = 60;
+
+/** GET /api/: what there is to ask. */
+const API_INDEX = {
+  endpoints: [
+    { path: '/api/snapshot', query: { pid: 'process id', comm: 'substring of the command name or line', cgroup: 'substring of the cgroup path or container id', q: 'search words, as `epolltrack ls` selects: port:N (or :N), addr:IP[/BITS] or a unix path, kind:K, pid:N, comm:NAME, epoll:PID:FD' }, answer: 'every process with epoll instances and their registrations' },
+    { path: '/api/events', query: 'as /api/snapshot', answer: 'text/event-stream of snapshot, swaps, latency, status and history messages' },
+    { path: '/api/swaps', query: { limit: '1-1000, default 50' }, answer: 'recent fd swaps of the supervisor (newest first) and totals over the whole log' },
+    { path: '/api/latency', query: { limit: '1-1000, default 60' }, answer: 'lookup time through the tracker against the fdinfo way, measured here' },
+    { path: '/api/history', query: {}, answer: 'registrations per process, one point per period' },
+    { path: '/api/status', query: {}, answer: 'tracker mode, maps (live and stale entries), counters, fallbacks, the daemon' },
+    { path: '/metrics', query: {}, answer: 'Prometheus text format' },
+  ],
+};
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 /** a client that does not read its stream is dropped past this much buffered output */
 const MAX_BUFFERED = 4 << 20;
 
@@ -145,7 +179,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const pollMs = opts.pollMs ?? 1000;
   const resyncMs = opts.resyncMs ?? 30000;
   const latencyMs = opts.latencyMs ?? 5000;
-  const swapsPath = opts.swapsLog ?? swapsLogPath();
+  const swapsPath = opts.swapsLog ?? swapsLogPath(pinDir);
+  const version = packageVersion();
 
   const loadedHere = !isLoaded(pinDir);
   const tracker: Tracker = await openTracker({ pinDir, load: true });
@@ -165,15 +200,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   ].join('\n');
 
   // --- state -----------------------------------------------------------------
-  let version = 0;
-  let snapshot: Snapshot = { time: startedAt, version, totals: { processes: 0, instances: 0, registrations: 0 }, processes: [] };
+  let snapVersion = 0;
+  let snapshot: Snapshot = { time: startedAt, version: snapVersion, totals: { processes: 0, instances: 0, registrations: 0 }, processes: [] };
   let snapshotKey = '';
   let snapshotJson = '';
   let refreshes = 0;
   let refreshMicros = 0;
   let lastError: string | undefined;
   const swaps: SwapRecord[] = [];
-  const swapCounts = { swapped: 0, failed: 0, continued: 0, moved: 0 };
+  const swapCounts: SwapCounts = { swapped: 0, failed: 0, continued: 0, unmoved: 0, moved: 0 };
+  const history = new Map<number, number[]>();
+  let fill: MapFill | undefined;
   const samples: LatencySample[] = [];
   let sampleTurn = 0;
   let statusCache: { at: number; s: Status } | undefined;
@@ -212,18 +249,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     try { fallbacks = tracker.stats().fallbacks; } catch { /* closed */ }
     return {
       loaded: s?.loaded ?? false, pinDir, mode: s?.mode ?? tracker.mode, loadedAt: s?.loadedAt, hooks: s?.hooks,
-      notTaken: s?.notTaken, modes: s?.modes, maps: s?.maps,
+      notTaken: s?.notTaken, modes: s?.modes, maps: s?.maps, fill, version,
       counters: Object.fromEntries(Object.entries(kernelCounters()).map(([k, v]) => [k, v.toString()])),
       fallbacks,
       daemon: {
         pid: process.pid, startedAt, loadedHere, clients: clients.size, refreshes, refreshMicros: Math.round(refreshMicros),
-        snapshotVersion: version, swapsLog: swapsPath, lastError,
+        snapshotVersion: snapVersion, swapsLog: swapsPath, lastError,
       },
     };
   };
 
   const metrics = new DaemonMetrics({
     snapshot: () => snapshot,
+    version: () => version,
+    fill: () => fill,
     mode: () => trackerStatusCached()?.mode ?? tracker.mode,
     maps: () => trackerStatusCached()?.maps,
     kernel: kernelCounters,
@@ -244,7 +283,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   };
   const msg = (v: unknown) => `data: ${json(v)}\n\n`;
   const snapshotMsg = (f: Filter) => {
-    const unfiltered = f.pid === undefined && !f.comm && !f.cgroup;
+    const unfiltered = f.pid === undefined && !f.comm && !f.cgroup && !f.q;
     return unfiltered ? (snapshotJson ||= msg({ type: 'snapshot', snapshot })) : msg({ type: 'snapshot', snapshot: filterSnapshot(snapshot, f) });
   };
   const broadcast = (payload: string | ((c: Client) => string)) => {
@@ -256,12 +295,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const t0 = process.hrtime.bigint();
     try {
       const rows = tracker.registrations();
-      const next = buildSnapshot(rows, version, sockets);
+      const next = buildSnapshot(rows, snapVersion, sockets);
       const key = json({ totals: next.totals, processes: next.processes });
       if (key !== snapshotKey) {
         snapshotKey = key;
-        version++;
-        snapshot = { time: new Date().toISOString(), ...next, version };
+        snapVersion++;
+        snapshot = { time: new Date().toISOString(), ...next, version: snapVersion };
         snapshotJson = '';
         broadcast((c) => snapshotMsg(c.filter));
       }
@@ -275,12 +314,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         for (const r of fresh) {
           if (r.result === 'failed') swapCounts.failed++;
           else if (r.error) swapCounts.continued++; // a connect left to the kernel (already ours, connected, not TCP)
-          else swapCounts.swapped++;
+          else {
+            swapCounts.swapped++;
+            if (r.moved === 0) swapCounts.unmoved++;
+          }
           swapCounts.moved += r.moved;
         }
         swaps.push(...fresh);
         swaps.splice(0, Math.max(0, swaps.length - KEEP_SWAPS));
-        broadcast(msg({ type: 'swaps', swaps: fresh.slice(-KEEP_SWAPS) }));
+        broadcast(msg({ type: 'swaps', counts: swapCounts, swaps: fresh.slice(-KEEP_SWAPS) }));
       }
     } catch (err) {
       warn(`reading ${swapsPath}`, err);
@@ -327,9 +369,47 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     }
   };
 
-  const statusTick = () => broadcast(msg({ type: 'status', status: statusBody() }));
+  /**
+   * Live and stale map entries: one more kernel walk plus a read of both maps
+   * (about 30 µs per entry here), so every few seconds, not every refresh, and
+   * spaced so that it takes at most 2% of the daemon's time on a full map.
+   */
+  let fillAt = 0;
+  let fillMs = 0;
+  const measureFill = () => {
+    if (Date.now() - fillAt < Math.max(0.9 * latencyMs, 50 * fillMs)) return;
+    const t0 = Date.now();
+    try {
+      fill = tracker.mapFill();
+    } catch (err) {
+      warn('counting live map entries', err);
+    }
+    fillAt = Date.now();
+    fillMs = fillAt - t0;
+  };
+
+  /** One point per process per tick; a process gone for a whole window is forgotten. */
+  const recordHistory = () => {
+    const now = new Map(snapshot.processes.map((p) => [p.pid, p.registrations]));
+    for (const pid of now.keys()) if (!history.has(pid)) history.set(pid, []);
+    for (const [pid, pts] of history) {
+      pts.push(now.get(pid) ?? 0);
+      pts.splice(0, Math.max(0, pts.length - KEEP_HISTORY));
+      if (!now.has(pid) && pts.every((v) => v === 0)) history.delete(pid);
+    }
+  };
+  const historyBody = (): History => ({ periodMs: latencyMs, series: Object.fromEntries([...history].map(([pid, pts]) => [String(pid), pts])) });
+
+  const statusTick = () => {
+    measureFill();
+    recordHistory();
+    broadcast(msg({ type: 'status', status: statusBody() }));
+    broadcast(msg({ type: 'history', history: historyBody() }));
+  };
 
   refresh();
+  measureFill();
+  recordHistory();
   sampleLatency();
   const timers = [
     setInterval(refresh, pollMs),
@@ -365,7 +445,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       switch (url.pathname) {
         case '/':
         case '/index.html':
-          query(url, {});
+          // The page's own query (filters, sort) is read by the page; what it does not know it ignores with a notice.
           return reply(200, PAGE, 'text/html; charset=utf-8', { 'content-security-policy': CSP });
         case '/app.js':
           return reply(200, appJs, 'text/javascript; charset=utf-8');
@@ -375,6 +455,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           query(url, {});
           return reply(200, await metrics.metrics(), metrics.contentType);
         }
+        case '/api':
+        case '/api/':
+          query(url, {});
+          return reply(200, `${JSON.stringify(API_INDEX, null, 2)}\n`, 'application/json; charset=utf-8');
+        case '/api/history':
+          query(url, {});
+          return reply(200, `${json(historyBody())}\n`, 'application/json; charset=utf-8');
         case '/api/snapshot': {
           const f = query(url, FILTER_PARAMS) as Filter;
           return reply(200, `${json(filterSnapshot(snapshot, f))}\n`, 'application/json; charset=utf-8');
@@ -403,9 +490,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           res.on('error', () => drop(c));
           res.write('retry: 2000\n\n');
           send(c, snapshotMsg(filter));
-          send(c, msg({ type: 'swaps', reset: true, swaps: swaps.slice(-KEEP_SWAPS) }));
+          send(c, msg({ type: 'swaps', reset: true, counts: swapCounts, swaps: swaps.slice(-KEEP_SWAPS) }));
           send(c, msg({ type: 'latency', reset: true, periodMs: latencyMs, samples }));
           send(c, msg({ type: 'status', status: statusBody() }));
+          send(c, msg({ type: 'history', history: historyBody() }));
           return;
         }
         default:

@@ -29,6 +29,10 @@ export interface StatusBody {
   notTaken?: LoadState['notTaken'];
   modes?: Status['modes'];
   maps?: Status['maps'];
+  /** map entries the kernel confirms now (live) and the others (stale), counted by the daemon every few seconds */
+  fill?: { regs: { live: number; stale: number }; epolls: { live: number; stale: number } };
+  /** epolltrack's version */
+  version: string;
   counters: Record<string, string>;
   fallbacks: Record<string, number>;
   daemon: {
@@ -42,4 +46,22 @@ export interface StatusBody {
     swapsLog: string;
     lastError?: string;
   };
+}
+
+/** Swap totals over the whole swaps log (the rotated file too). */
+export interface SwapCounts {
+  swapped: number;
+  failed: number;
+  /** connects left to the kernel (already ours, connected, not TCP) */
+  continued: number;
+  /** swapped with no registration to move */
+  unmoved: number;
+  /** registrations moved, all swaps */
+  moved: number;
+}
+
+/** Registration counts per process, one point per `periodMs`, oldest first. */
+export interface History {
+  periodMs: number;
+  series: Record<string, number[]>;
 }

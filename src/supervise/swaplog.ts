@@ -7,14 +7,22 @@
 import {
   appendFileSync, chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync,
 } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { DEFAULT_PIN_DIR, STATE_DIR } from '../kernel/names.js';
 import type { SwapRecord } from './supervisor.js';
 
 export const DEFAULT_SWAPS_LOG = '/run/epolltrack/swaps.jsonl';
 export const SWAPS_LOG_MAX_BYTES = 1 << 20;
 
-export function swapsLogPath(): string {
-  return process.env.EPOLLTRACK_SWAPS_LOG || DEFAULT_SWAPS_LOG;
+/**
+ * The swaps log of the tracker at `pinDir`: /run/epolltrack/swaps.jsonl for the
+ * default one, swaps_<pin dir>.jsonl beside it for another (so a daemon shows the
+ * swaps of the tracker it serves); EPOLLTRACK_SWAPS_LOG overrides both.
+ */
+export function swapsLogPath(pinDir: string = DEFAULT_PIN_DIR): string {
+  if (process.env.EPOLLTRACK_SWAPS_LOG) return process.env.EPOLLTRACK_SWAPS_LOG;
+  if (pinDir.replace(/\/+$/, '') === DEFAULT_PIN_DIR) return DEFAULT_SWAPS_LOG;
+  return join(STATE_DIR, `swaps${pinDir.replace(/[^A-Za-z0-9]+/g, '_')}.jsonl`);
 }
 
 /** Only the documented fields, in a fixed order. */

@@ -27,7 +27,7 @@ import {
   ANSWER_SIZE, type LookupHdr, type LookupItem, type SysHdr,
 } from '../kernel/layout.js';
 import {
-  closeMaps, IterInput, learnEpollFops, walkKernel, openPinnedMaps, putLoc, readStats, seedMaps,
+  closeMaps, dumpEpolls, dumpRegs, IterInput, learnEpollFops, walkKernel, openPinnedMaps, putLoc, readStats, seedMaps,
   type MapFds, type SeedResult, type SeedWalk,
 } from '../kernel/maps.js';
 import { bpfError } from '../kernel/bpfobject.js';
@@ -411,6 +411,24 @@ export class Tracker {
   stats(): { kernel: Record<string, bigint>; fallbacks: Record<FallbackReason, number> } {
     this.assertOpen();
     return { kernel: readStats(this.fds.stats), fallbacks: { ...this.fallbacks } };
+  }
+
+  /**
+   * Map entries the kernel confirms right now (live: the registration exists,
+   * the epoll instance is at that location) and the others (stale: left by a
+   * removal no hook saw, until the next resync). Counts only; one kernel walk.
+   */
+  mapFill(): { regs: { live: number; stale: number }; epolls: { live: number; stale: number } } {
+    this.assertOpen();
+    const { locs, regs } = walkKernel(this.obj, this.epollFops);
+    const out = { regs: { live: 0, stale: 0 }, epolls: { live: 0, stale: 0 } };
+    for (const { key } of dumpRegs(this.fds.regs)) {
+      if (regs.has(`${key.file}:${key.ep}:${key.tfd}`)) out.regs.live++; else out.regs.stale++;
+    }
+    for (const { ep, loc } of dumpEpolls(this.fds.epolls)) {
+      if (locs.get(ep)?.some((l) => l.tid === loc.tid && l.fd === loc.fd)) out.epolls.live++; else out.epolls.stale++;
+    }
+    return out;
   }
 
   private assertOpen(): void {

@@ -28,7 +28,7 @@ describe('bench --plot', function () {
 
       const bad = spawnSync(process.execPath, [CLI, 'bench', '--plot', '/nonexistent-dir/x.svg'], { encoding: 'utf8' });
       expect(bad.status).to.equal(2);
-      expect(bad.stderr).to.match(/--plot needs a file in an existing directory/);
+      expect(bad.stderr).to.match(/--plot takes a file in an existing directory, got '\/nonexistent-dir\/x.svg'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

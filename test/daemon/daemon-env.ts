@@ -104,6 +104,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The environment of a supervisor: its swaps log, or none ('': the log of its --pin-dir). */
+function childEnv(swapsLog: string): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (swapsLog) env.EPOLLTRACK_SWAPS_LOG = swapsLog; else delete env.EPOLLTRACK_SWAPS_LOG;
+  return env;
+}
+
 /**
  * One real swap: `epolltrack supervise` runs epclient, whose connect to
  * 127.0.0.2:80 is served by a socket connected to our pong server; the CLI
@@ -111,7 +118,7 @@ export async function freePort(): Promise<number> {
  */
 export async function supervisedSwap(pinDir: string, swapsLog: string, port: number, extra: string[] = [], clientArgs: string[] = []): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(process.execPath, [CLI, 'supervise', ...extra, '--pin-dir', pinDir, '--redirect', `127.0.0.2:80=127.0.0.1:${port}`, '--',
-    join(BIN, 'epclient'), ...clientArgs, '127.0.0.2', '80'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EPOLLTRACK_SWAPS_LOG: swapsLog } });
+    join(BIN, 'epclient'), ...clientArgs, '127.0.0.2', '80'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(swapsLog) });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });

@@ -1,7 +1,10 @@
 /** /metrics: valid Prometheus text format, bounded labels, numbers that match what the test made. */
 import { expect } from 'chai';
-import { appendFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { status } from '../../src/index.js';
+import { IN_CI } from '../helpers/env.js';
 import { Epctl } from '../helpers/epctl.js';
 import { fetchJson, fetchText, testDaemon, waitFor, type TestDaemon } from './daemon-env.js';
 
@@ -105,21 +108,41 @@ describe('daemon: Prometheus metrics', function () {
     expect(pick(e, 'epolltrack_process_epoll_instances').reduce((s, x) => s + x.value, 0)).to.equal(value(e, 'epolltrack_epoll_instances'));
     expect(value(e, 'epolltrack_registrations')).to.be.at.least(25);
 
-    // Maps, kernel counters, hook mode, swaps, lookups and latency.
+    // Maps (live and stale entries), kernel counters, hook mode, swaps, lookups and latency.
     for (const map of ['regs', 'epolls']) {
-      expect(value(e, 'epolltrack_map_entries', { map })).to.be.at.most(value(e, 'epolltrack_map_capacity', { map }));
+      const live = value(e, 'epolltrack_map_entries', { map, state: 'live' });
+      const stale = value(e, 'epolltrack_map_entries', { map, state: 'stale' });
+      expect(live + stale).to.be.at.most(value(e, 'epolltrack_map_capacity', { map }));
     }
     const mode = status({ pinDir: env.pinDir }).mode!;
-    if (mode !== 'lazy') { // lazy mode has no hooks: nothing fills regs or counts ADDs
-      expect(value(e, 'epolltrack_map_entries', { map: 'regs' })).to.be.at.least(25);
+    // The hooks saw these 25 adds (tracepoint, fentry, kprobe): live entries, confirmed by the kernel now.
+    if (['tracepoint', 'fentry', 'kprobe'].includes(mode)) {
+      expect(value(e, 'epolltrack_map_entries', { map: 'regs', state: 'live' })).to.be.at.least(25);
       expect(value(e, 'epolltrack_kernel_events_total', { counter: 'add' })).to.be.at.least(25);
     }
-    for (const c of ['regsFull', 'epollsFull']) expect(pick(e, 'epolltrack_kernel_events_total', { counter: c })).to.have.length(1);
+    for (const c of ['regs_full', 'epolls_full', 'add', 'mod', 'del', 'remove', 'uncertain']) {
+      expect(pick(e, 'epolltrack_kernel_events_total', { counter: c }), c).to.have.length(1);
+    }
+    // A generation number is not a count: it has a gauge of its own.
+    expect(pick(e, 'epolltrack_kernel_events_total', { counter: 'gen' })).to.have.length(0);
+    expect(e.type.get('epolltrack_resync_generation')).to.equal('gauge');
+    expect(value(e, 'epolltrack_resync_generation')).to.be.at.least(1);
+    // Label values are snake_case.
+    for (const smp of e.samples.filter((x) => x.name.startsWith('epolltrack_') && !x.name.startsWith('epolltrack_process_') && x.name !== 'epolltrack_build_info')) {
+      for (const [k, v] of Object.entries(smp.labels)) if (k !== 'le') expect(v, `${smp.name}{${k}}`).to.match(/^[a-z0-9_.]+$/);
+    }
+    const pkg = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { version: string };
+    expect(value(e, 'epolltrack_build_info', { version: pkg.version, mode })).to.equal(1);
+    expect(pick(e, 'epolltrack_build_info')).to.have.length(1);
+    // prom-client's default process metrics, on the daemon's own registry.
+    expect(e.type.get('process_cpu_seconds_total')).to.equal('counter');
+    expect(value(e, 'process_resident_memory_bytes')).to.be.above(1e6);
+    expect(value(e, 'process_open_fds')).to.be.above(3);
     expect(value(e, 'epolltrack_hook_mode', { mode })).to.equal(1);
     expect(pick(e, 'epolltrack_hook_mode').filter((s) => s.value === 1)).to.have.length(1);
     expect(value(e, 'epolltrack_swaps_total', { result: 'failed' })).to.equal(1);
     expect(value(e, 'epolltrack_swap_registrations_moved_total')).to.equal(3);
-    for (const reason of ['truncated', 'no-location', 'unverified-location', 'resynced']) {
+    for (const reason of ['truncated', 'no_location', 'unverified_location', 'resynced']) {
       expect(pick(e, 'epolltrack_lookup_fallbacks_total', { reason })).to.have.length(1);
     }
     expect(e.type.get('epolltrack_lookup_duration_seconds')).to.equal('histogram');
@@ -139,5 +162,38 @@ describe('daemon: Prometheus metrics', function () {
     expect(snap.json.processes[0].registrations).to.equal(25);
     expect(snap.json.processes[0].instances.map((i) => i.registrations.length).sort((a, b) => a - b)).to.deep.equal([5, 10, 10]);
     expect(snap.body).to.not.match(/ffff[0-9a-f]{12}/);
+  });
+
+  it('passes `promtool check metrics`', async function () {
+    if (!existsSync('/usr/bin/promtool')) {
+      if (!IN_CI) this.skip();
+      throw new Error('promtool is missing: bash scripts/setup.sh installs Debian\'s prometheus package');
+    }
+    await waitFor('a latency sample (histogram filled)', async () => /epolltrack_lookup_duration_seconds_count\{method="bpf"\} [1-9]/.test((await fetchText(`${env.daemon.url}metrics`)).body));
+    const body = (await fetchText(`${env.daemon.url}metrics`)).body;
+    const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`.trim(), 'promtool findings').to.equal('');
+    expect(r.status).to.equal(0);
+  });
+
+  it('counts map entries the kernel no longer confirms as stale', async function () {
+    // A registration whose target is closed in a way the hooks cannot see: the
+    // process exits (its files are released without a close() syscall).
+    const q = await Epctl.spawn();
+    try {
+      const [ep] = await q.cmd('create');
+      const [efd] = await q.cmd('eventfd');
+      await q.cmd(`add ${ep} ${efd} 1 7`);
+    } finally {
+      q.kill();
+    }
+    const mode = status({ pinDir: env.pinDir }).mode!;
+    if (mode !== 'tracepoint') this.skip(); // fentry/kprobe see the removal: nothing goes stale
+    const stale = await waitFor('a stale regs entry', async () => {
+      const x = parseExposition((await fetchText(`${env.daemon.url}metrics`)).body);
+      const v = value(x, 'epolltrack_map_entries', { map: 'regs', state: 'stale' });
+      return v >= 1 && v;
+    });
+    expect(stale).to.be.at.least(1);
   });
 });

@@ -91,6 +91,7 @@ describe('daemon: rude clients and the CLI', function () {
       'api/snapshot?pid=abc', 'api/snapshot?pid=-1', 'api/snapshot?pid=0', 'api/snapshot?pid=99999999999', 'api/snapshot?pid=1&pid=2',
       'api/snapshot?nope=1', `api/snapshot?comm=${'x'.repeat(300)}`, 'api/snapshot?cgroup=%00', 'api/events?pid=1e3', 'api/events?bogus',
       'api/swaps?limit=0', 'api/swaps?limit=100000', 'api/swaps?limit=ten', 'api/latency?limit=-5', 'api/status?x=1', 'metrics?debug=1',
+      'api/snapshot?q=port:99999', 'api/snapshot?q=addr:nonsense', 'api/snapshot?q=kind:banana', 'api/events?q=epoll:1', 'api/?x=1', 'api/history?y=2',
     ];
     for (const path of bad) {
       const r = await fetchText(`${env.daemon.url}${path}`);
@@ -113,6 +114,42 @@ describe('daemon: rude clients and the CLI', function () {
     const st = await fetchJson<StatusJson>(`${env.daemon.url}api/status`);
     expect(st.status).to.equal(200);
     expect(st.json.daemon.clients).to.equal(0);
+  });
+
+  it('answers /api/ with an index of the API, every listed path served', async () => {
+    for (const path of ['api/', 'api']) {
+      const r = await fetchJson<{ endpoints: { path: string; answer: string }[] }>(`${env.daemon.url}${path}`);
+      expect(r.status, path).to.equal(200);
+      expect(r.json.endpoints.map((e) => e.path)).to.include.members(['/api/snapshot', '/api/events', '/api/swaps', '/api/latency', '/api/history', '/api/status', '/metrics']);
+    }
+    const idx = await fetchJson<{ endpoints: { path: string }[] }>(`${env.daemon.url}api/`);
+    for (const { path } of idx.json.endpoints.filter((e) => e.path !== '/api/events')) {
+      expect((await fetchText(`${env.daemon.url}${path.slice(1)}`)).status, path).to.equal(200);
+    }
+    const h = await fetchJson<{ periodMs: number; series: Record<string, number[]> }>(`${env.daemon.url}api/history`);
+    expect(h.json.periodMs).to.be.above(0);
+    expect(h.json.series).to.be.an('object');
+  });
+
+  it('selects registrations with search words in /api/snapshot?q=', async () => {
+    const [ep] = await p.cmd('create');
+    const [efd] = await p.cmd('eventfd');
+    const [r] = await p.cmd('pipe');
+    await p.cmd(`add ${ep} ${efd} 1 1`);
+    await p.cmd(`add ${ep} ${r} 1 2`);
+    type Snap = { processes: { pid: number; registrations: number; instances: { epfd: number; registrations: { fd: number; target: { kind: string } }[] }[] }[] };
+    const get = async (q: string) => (await fetchJson<Snap>(`${env.daemon.url}api/snapshot?pid=${p.pid}&q=${encodeURIComponent(q)}`)).json;
+    const all = await waitFor('the pipe registration', async () => {
+      const s = await get('kind:pipe');
+      return s.processes.length === 1 && s;
+    });
+    const kinds = all.processes[0].instances.flatMap((i) => i.registrations.map((x) => x.target.kind));
+    expect(kinds.length).to.be.at.least(1);
+    expect(kinds.every((k) => k === 'pipe')).to.equal(true);
+    const byEpoll = await get(`epoll:${p.pid}:${ep}`);
+    expect(byEpoll.processes[0].instances.map((i) => i.epfd)).to.deep.equal([ep]);
+    expect(byEpoll.processes[0].registrations).to.equal(2);
+    expect((await get(':1')).processes).to.deep.equal([]); // no socket of epctl's on port 1
   });
 
   it('serves its own assets: no CDN, nothing outside loopback', async () => {

@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import type { BenchResult, Timing } from '../../src/cli/bench.js';
 
-const T = (median: number, min: number, max: number, n: number): Timing => ({ median, min, max, n });
+const T = (median: number, min: number, max: number, n: number, p5 = min, p95 = max): Timing => ({ median, min, max, p5, p95, n });
 
 export const RESULT: BenchResult = {
   machine: 'AMD EPYC <test> & co x2, 23 GiB',
@@ -10,11 +10,13 @@ export const RESULT: BenchResult = {
   date: '2026-11-30T12:34:56.000Z',
   mode: 'tracepoint',
   lookups: [
-    { fds: 1000, memberships: 3, bpf: T(11.0, 10.2, 187.2, 2000), fdinfo: T(4300, 4100, 8500, 50), ratio: 390, source: 'bpf' },
-    { fds: 10000, memberships: 3, bpf: T(9.0, 8.7, 120.2, 2000), fdinfo: T(49900, 48900, 63700, 20), ratio: 5570, source: 'bpf' },
-    { fds: 19000, memberships: 3, bpf: T(9.2, 9.0, 83.6, 2000), fdinfo: T(93800, 92200, 106200, 11), ratio: 10159, source: 'bpf' },
+    // one cold outlier each (the max): it must not stretch the picture
+    { fds: 1000, memberships: 3, bpf: T(11.0, 10.2, 651.4, 2000, 10.4, 12.9), fdinfo: T(4300, 4100, 8500, 50, 4150, 4900), ratio: 390, source: 'bpf' },
+    { fds: 10000, memberships: 3, bpf: T(9.0, 8.7, 120.2, 2000, 8.8, 11.1), fdinfo: T(49900, 48900, 63700, 20, 49000, 52000), ratio: 5570, source: 'bpf' },
+    { fds: 19000, memberships: 3, bpf: T(9.2, 9.0, 83.6, 2000, 9.05, 10.7), fdinfo: T(93800, 92200, 2.5e6, 11, 92500, 106200), ratio: 10159, source: 'bpf' },
   ],
   flatness: 0.84,
+  syscalls: { baseline: { ctl_pair_ns: 1406, getppid_ns: 175 }, tracked: { ctl_pair_ns: 2823, getppid_ns: 231 }, ctlPairRatio: 2823 / 1406, getppidRatio: 231 / 175 },
 };
 
 /**
