@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { status } from '../../src/index.js';
+import { openTracker, status } from '../../src/index.js';
 import { IN_CI } from '../helpers/env.js';
 import { Epctl } from '../helpers/epctl.js';
 import { fetchJson, fetchText, testDaemon, waitFor, type TestDaemon } from './daemon-env.js';
@@ -177,21 +177,27 @@ describe('daemon: Prometheus metrics', function () {
   });
 
   it('counts map entries the kernel no longer confirms as stale', async function () {
-    // A registration whose target is closed in a way the hooks cannot see: the
-    // process exits (its files are released without a close() syscall).
+    // An entry whose object is gone in a way the hooks cannot see: the process exits
+    // (its files are released without a close() syscall). Tracepoint mode remembers the
+    // registration (regs); lazy mode remembers where the epoll was (epolls), learned by a
+    // lookup. fentry/kprobe see the removal itself: nothing goes stale there.
+    const mode = status({ pinDir: env.pinDir }).mode!;
+    if (mode === 'fentry' || mode === 'kprobe') this.skip();
+    const map = mode === 'tracepoint' ? 'regs' : 'epolls';
+    const tracker = await openTracker({ pinDir: env.pinDir });
     const q = await Epctl.spawn();
     try {
       const [ep] = await q.cmd('create');
       const [efd] = await q.cmd('eventfd');
       await q.cmd(`add ${ep} ${efd} 1 7`);
+      expect(tracker.membershipsOf(q.pid, efd).map((m) => m.epfd)).to.deep.equal([ep]);
     } finally {
       q.kill();
+      tracker.close();
     }
-    const mode = status({ pinDir: env.pinDir }).mode!;
-    if (mode !== 'tracepoint') this.skip(); // fentry/kprobe see the removal: nothing goes stale
-    const stale = await waitFor('a stale regs entry', async () => {
+    const stale = await waitFor(`a stale ${map} entry`, async () => {
       const x = parseExposition((await fetchText(`${env.daemon.url}metrics`)).body);
-      const v = value(x, 'epolltrack_map_entries', { map: 'regs', state: 'stale' });
+      const v = value(x, 'epolltrack_map_entries', { map, state: 'stale' });
       return v >= 1 && v;
     });
     expect(stale).to.be.at.least(1);
