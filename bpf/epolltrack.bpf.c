@@ -72,14 +72,28 @@ struct {
 
 /* ---- kernel drift ---------------------------------------------------------- */
 
-/* v6.13 "fs: port files to file_ref" replaced file->f_count (atomic_long_t,
- * 1 == one reference) with file->f_ref (file_ref_t, 0 == one reference). */
+/* The vendored vmlinux.h (bpf/x86/) is from 6.1, the oldest kernel supported, and
+ * the kernel tests also build against each test kernel's own BTF: a field that
+ * differs between kernels is declared here in a local ___flavour struct with
+ * plain types only (no type that some kernels lack, as libbpf-tools'
+ * core_fixes.bpf.h does), read after bpf_core_field_exists().
+ *
+ * v6.13 "fs: port files to file_ref" (Christian Brauner, Oct 2024) replaced
+ * file->f_count (atomic_long_t, 1 == one reference) with file->f_ref
+ * (file_ref_t { atomic64_t refcnt; }, 0 == one reference). file_ref_t does not
+ * exist before 6.13, so it is spelled out here. */
 struct file___o {
-	atomic_long_t f_count;
+	struct {
+		long counter;
+	} f_count;
 } __attribute__((preserve_access_index));
 
 struct file___x {
-	file_ref_t f_ref;
+	struct {
+		struct {
+			long counter;
+		} refcnt;
+	} f_ref;
 } __attribute__((preserve_access_index));
 
 static __always_inline bool file_has_one_ref(struct file *file)
