@@ -54,6 +54,8 @@ export interface DifferentialOptions {
   /** Called every `progressEvery` steps (default 1000). */
   onProgress?: (r: DifferentialResult) => void;
   progressEvery?: number;
+  /** Checked before each step: true ends the run early (the result says how many steps ran). */
+  shouldStop?: () => boolean;
 }
 
 export interface DifferentialResult {
@@ -162,7 +164,7 @@ export async function runDifferential(opts: DifferentialOptions): Promise<Differ
       }
     };
 
-    for (let step = 0; step < steps; step++) {
+    for (let step = 0; step < steps && !opts.shouldStop?.(); step++) {
       let x = rand() * total;
       const p = pick(live);
       if (process.env.EPOLLTRACK_DEBUG === '2') console.error(`step ${step} on ${p.pid}`);

@@ -4,6 +4,7 @@
 # and (when asked) the auto-selection status check.
 #
 # Env (passed in through EPOLLTRACK_GUEST_ENV):
+#   EPOLLTRACK_BPF_OBJECT   the object built against this kernel's BTF
 #   EPOLLTRACK_MODE         fentry | kprobe (the mode the suites must take)
 #   EPOLLTRACK_STEPS        differential test steps
 #   CI                      true: a skipped test is a failure
@@ -16,6 +17,9 @@
 set -u
 rc=0
 
+# The object run-all.sh built against this kernel's own BTF.
+echo "guest-tests: kernel $(uname -r), BPF object ${EPOLLTRACK_BPF_OBJECT:-build/epolltrack.bpf.o}"
+if [ -n "${EPOLLTRACK_BPF_OBJECT:-}" ] && [ ! -s "$EPOLLTRACK_BPF_OBJECT" ]; then echo "guest-tests: $EPOLLTRACK_BPF_OBJECT is missing"; rc=1; fi
 echo "@@ET-SECTION mocha@@"
 node node_modules/mocha/bin/mocha.js --no-color --reporter spec \
   --timeout "${ET_GUEST_MOCHA_TIMEOUT:-300000}" --grep "${ET_GUEST_GREP:-^Tracker}" || rc=1

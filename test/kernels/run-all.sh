@@ -4,17 +4,22 @@
 #
 #   npm run build && npm run test:kernels      (= bash test/kernels/run-all.sh)
 #
-# For each kernel (6.1, 6.12) and mode (fentry, kprobe) it boots a guest and
-# runs test/kernels/guest-tests.sh there: the mocha suites matching
+# First, for each kernel, build-all.sh builds the BPF object against that
+# kernel's own BTF (vmlinux.h generated from the guest's vmlinux with bpftool,
+# into build/kernels/ID; one case per kernel). Then for each kernel (6.1, 6.12)
+# and mode (fentry, kprobe) it boots a guest and runs
+# test/kernels/guest-tests.sh there with EPOLLTRACK_BPF_OBJECT set to that
+# kernel's object: the mocha suites matching
 # $EPOLLTRACK_KERNEL_GREP with EPOLLTRACK_MODE=<mode> and CI=true, then
 # hook-check.mjs (every hook of the mode fires). In the first mode's run of
 # each kernel it also runs status-check.mjs: load() with mode 'auto' must pick
-# fentry. It builds nothing: the caller has built (dist/, build/).
+# fentry. Besides those objects it builds nothing: the caller has built
+# (dist/, build/).
 #
 # Prints one line per kernel+mode (cases passed/failed, seconds), the status
 # check per kernel, and last a line "N passed, N failed" counting the test
 # cases of all guest runs (mocha's passing; failing and pending count as
-# failed; each hook check and status check is one case). Exit status 1 if
+# failed; each hook check and status check is one case) and the builds. Exit status 1 if
 # anything failed.
 #
 # Env:
@@ -45,7 +50,7 @@ EXPECT_AUTO=fentry
 fail_early() { echo "run-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail_early "must run as root (QEMU guests, BPF)"
-for f in build/epolltrack.bpf.o build/bin/epctl dist/loader/load.js dist/test/tracker.test.js node_modules/mocha/bin/mocha.js; do
+for f in build/epolltrack.bpf.o build/bin/epctl dist/loader/load.js dist/test/tracker/tracker.test.js node_modules/mocha/bin/mocha.js; do
   [ -e "$f" ] || fail_early "$f is missing: run \`npm run build\` first (run-all.sh builds nothing)"
 done
 
@@ -53,6 +58,14 @@ T0=$(date +%s)
 "$HERE/setup.sh" $KERNELS || fail_early "setup.sh failed"
 
 mkdir -p "$LOGS" || fail_early "cannot create $LOGS"
+
+# The object of each kernel, built against its own BTF.
+BUILD_OUT=${EPOLLTRACK_KERNEL_BUILD:-$ROOT/build/kernels}
+EPOLLTRACK_KERNEL_SETUP=0 EPOLLTRACK_KERNEL_BUILD=$BUILD_OUT bash "$HERE/build-all.sh" $KERNELS >"$LOGS/build.log" 2>&1
+grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/build.log" | sed 's/^/run-all: /' >&2
+build_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/build.log" | tail -1)
+build_p=$(echo "${build_line:-0 passed, 1 failed}" | awk '{print $1}')
+build_f=$(echo "${build_line:-0 passed, 1 failed}" | awk '{print $3}')
 RES=$(mktemp -d "${TMPDIR:-/tmp}/epolltrack-runall.XXXXXX") || fail_early "mktemp failed"
 PIDS=()
 cleanup() {
@@ -70,10 +83,17 @@ count() { section "$1" mocha | grep -Eo "^ +[0-9]+ $2" | grep -Eo '[0-9]+' | tai
 # One guest run: kernel $1, mode $2, status check $3 (0/1). Writes $RES/$1-$2.
 run_one() {
   local id=$1 mode=$2 st=$3 log="$LOGS/$1-$2.log" t0 t1 secs rc p f pend hp hf sp sf note=""
+  local obj="$BUILD_OUT/$id/epolltrack.bpf.o"
+  if [ ! -s "$obj" ]; then
+    echo "run-all: no object built against $id's BTF ($obj): see $LOGS/build.log" >"$log"
+    printf '%s %s %s %s %s %s\n' "$id" "$mode" 0 1 0 "no object built against its BTF;" >"$RES/$id-$mode"
+    echo "run-all: $id $mode: not run, no object built against its BTF" >&2
+    return
+  fi
   t0=$(date +%s.%N)
-  CI=true EPOLLTRACK_MODE=$mode EPOLLTRACK_STEPS=$STEPS ET_GUEST_GREP=$GREP ET_GUEST_STATUS=$st \
+  CI=true EPOLLTRACK_BPF_OBJECT=$obj EPOLLTRACK_MODE=$mode EPOLLTRACK_STEPS=$STEPS ET_GUEST_GREP=$GREP ET_GUEST_STATUS=$st \
     ET_GUEST_EXPECT_AUTO=$EXPECT_AUTO \
-    EPOLLTRACK_GUEST_ENV="CI EPOLLTRACK_MODE EPOLLTRACK_STEPS EPOLLTRACK_SEED EPOLLTRACK_DEBUG ET_GUEST_GREP ET_GUEST_STATUS ET_GUEST_EXPECT_AUTO" \
+    EPOLLTRACK_GUEST_ENV="CI EPOLLTRACK_BPF_OBJECT EPOLLTRACK_MODE EPOLLTRACK_STEPS EPOLLTRACK_SEED EPOLLTRACK_DEBUG ET_GUEST_GREP ET_GUEST_STATUS ET_GUEST_EXPECT_AUTO" \
     "$HERE/run-in-guest.sh" "$id" -- bash test/kernels/guest-tests.sh >"$log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
@@ -120,8 +140,9 @@ wait
 PIDS=()
 
 # --- report ---
-total_p=0; total_f=0
+total_p=$build_p; total_f=$build_f
 echo
+echo "builds against each kernel's BTF: $build_p passed, $build_f failed (log: $LOGS/build.log)"
 printf '%-7s %-8s %7s %7s %8s  %s\n' kernel mode passed failed seconds notes
 for job in "${ORDER[@]}"; do
   id=${job%%:*}; mode=${job#*:}

@@ -36,6 +36,8 @@ const CHURN = join(packageRoot(), 'build', 'bin', 'churn');
 const DATA_MAGIC = 0x5eedn;
 const WRITER_EVENTS = new Set([EPOLLIN, EPOLLOUT, EPOLLIN | EPOLLOUT, EPOLLIN | EPOLLET, EPOLLIN | EPOLLRDHUP].map((e) => e >>> 0));
 const MAX_DETAILS = 5;
+/** SIGINT/SIGTERM: each mode stops where it is and reports what it ran (the summary says it ran short). */
+let stopping = false;
 /** epoll_ctl adds EPOLLERR|EPOLLHUP to every registration: compare without them. */
 const asAsked = (events: number) => (events & ~0x18) >>> 0;
 
@@ -109,7 +111,7 @@ async function concurrent(tracker: Tracker, seconds: number, seed: number, res: 
     const state = () => { try { return readFileSync(`/proc/${wpid}/stat`, 'latin1').replace(/^.*\) /s, '')[0]; } catch { return '?'; } };
     const t0 = performance.now();
     let lastQuiesce = t0;
-    while (performance.now() - t0 < seconds * 1000) {
+    while (performance.now() - t0 < seconds * 1000 && !stopping) {
       for (const fd of shared) {
         let got: Membership[];
         try {
@@ -189,7 +191,7 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
     res.took = tracker.mode;
     let lastPrint = t0;
     const d = await runDifferential({
-      tracker, seed, steps, progressEvery: 1000,
+      tracker, seed, steps, progressEvery: 1000, shouldStop: () => stopping,
       onWrong: (detail) => { if (res.details.length < MAX_DETAILS) res.details.push(detail); },
       onProgress: (r) => {
         const now = performance.now();
@@ -200,7 +202,7 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
       },
     });
     Object.assign(res, { steps: d.steps, lookups: d.lookups, fromBpf: d.fromBpf, wrong: d.wrong });
-    if (seconds > 0) res.concurrent = await concurrent(tracker, seconds, seed, res);
+    if (seconds > 0 && !stopping) res.concurrent = await concurrent(tracker, seconds, seed, res);
   } finally {
     res.seconds = (performance.now() - t0) / 1000;
     tracker?.close();
@@ -210,7 +212,7 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
 }
 
 /** Runs one mode in a child process (this script with --child): results come back as JSON. */
-function runChild(mode: string, steps: number, seed: number, seconds: number): Promise<ModeResult> {
+function runChild(mode: string, steps: number, seed: number, seconds: number, children: Set<ChildProcess>): Promise<ModeResult> {
   return new Promise((resolve) => {
     // Through a shell that closes every inherited fd above 2 first: a file the
     // caller leaked into us (no close-on-exec) would reach every epctl of every
@@ -219,9 +221,11 @@ function runChild(mode: string, steps: number, seed: number, seconds: number): P
     const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec "$@"';
     const child = spawn('/bin/bash', ['-c', closeInherited, 'soak', process.execPath, fileURLToPath(import.meta.url), '--child', '--modes', mode,
       '--steps', String(steps), '--seed', String(seed), '--seconds', String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
     let out = '';
     child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
     child.on('exit', (code, sig) => {
+      children.delete(child);
       try {
         resolve(JSON.parse(out) as ModeResult);
       } catch {
@@ -253,6 +257,14 @@ async function main(): Promise<void> {
   const modes = values.modes ? values.modes.split(',').map((m) => m.trim()).filter(Boolean) : known;
   for (const m of modes) if (!known.includes(m)) die(`unknown mode '${m}' in --modes: use ${known.join(', ')}`);
 
+  const children = new Set<ChildProcess>();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (!values.child && !stopping) console.error(`soak: ${sig}: stopping every mode where it is`);
+      stopping = true;
+      for (const c of children) c.kill('SIGTERM');
+    });
+  }
   if (values.child) {
     const r = await runMode(modes[0], steps, seed, seconds);
     process.stdout.write(JSON.stringify(r));
@@ -263,14 +275,18 @@ async function main(): Promise<void> {
   const results: ModeResult[] = new Array(modes.length);
   let i = 0;
   await Promise.all(Array.from({ length: Math.min(jobs, modes.length) }, async () => {
-    while (i < modes.length) {
+    while (i < modes.length && !stopping) {
       const k = i++;
-      results[k] = await runChild(modes[k], steps, seed, seconds);
+      results[k] = await runChild(modes[k], steps, seed, seconds, children);
       const r = results[k];
       console.error(`soak: ${r.mode}: ${r.skipped ? `skipped (${r.skipped})` : `done, ${r.wrong + (r.concurrent?.wrong ?? 0)} wrong, ${r.seconds.toFixed(0)} s`}`);
     }
   }));
   const total = (performance.now() - t0) / 1000;
+  const notRun = modes.filter((_, k) => !results[k]);
+  for (let k = 0; k < modes.length; k++) {
+    results[k] ??= { mode: modes[k], skipped: 'not started (stopped)', steps: 0, lookups: 0, fromBpf: 0, wrong: 0, seconds: 0, details: [] };
+  }
   const ran = results.filter((r) => !r.skipped);
   const wrong = results.reduce((s, r) => s + r.wrong + (r.concurrent?.wrong ?? 0), 0);
   const short = ran.filter((r) => r.steps < steps);
@@ -289,6 +305,10 @@ async function main(): Promise<void> {
     console.log(`\nsoak: ${ran.length} modes, ${wrong} wrong answers, ${total.toFixed(0)} s`);
   }
   if (!ran.length) die('no mode could be loaded here', 1);
+  // The mode auto takes loads here: asked for by name too, it must not be skipped.
+  const flaky = results.filter((r) => r.skipped && results.some((a) => a.mode === 'auto' && a.took === r.mode));
+  if (flaky.length) die(`${flaky.map((r) => r.mode).join(', ')} failed to load although auto took it: ${flaky[0].skipped}`, 1);
+  if (notRun.length) die(`${notRun.join(', ')} not run (stopped)`, 1);
   if (short.length) die(`${short.map((r) => r.mode).join(', ')} ran fewer than ${steps} steps`, 1);
   if (wrong) process.exit(1);
 }
