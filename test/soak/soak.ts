@@ -6,7 +6,7 @@
  * process while that process's fds are looked up. Prints one summary line per
  * mode and exits 1 on any wrong answer. Root; pins under its own pin dir.
  *
- *   npm run soak [-- --steps N] [--seed N] [--modes auto,tracepoint] [--seconds N] [--jobs N] [--json]
+ *   npm run soak [-- --steps N] [--seed N] [--modes auto,tracepoint] [--seconds N] [--jobs N] [--budget S] [--json]
  *
  * While the writer runs, an answer cannot be compared with fdinfo read at
  * another instant, so each answer is checked for what must hold at any
@@ -64,6 +64,8 @@ const USAGE = `usage: npm run soak -- [--steps N] [--seed N] [--modes auto,${MOD
   --modes    modes to run (default: auto and every mode load() knows; those this kernel refuses are reported as skipped)
   --seconds  lookups under a concurrent writer, per mode (default 60)
   --jobs     modes run at once, each in a process of its own (default 1)
+  --budget   end a mode's differential run after S seconds even if short of --steps
+             (the summary and the exit status say it ran short; default: no limit)
   --json     print the results as JSON`;
 
 function die(msg: string, code = 2): never {
@@ -174,7 +176,7 @@ async function concurrent(tracker: Tracker, seconds: number, seed: number, res: 
   }
 }
 
-async function runMode(mode: string, steps: number, seed: number, seconds: number): Promise<ModeResult> {
+async function runMode(mode: string, steps: number, seed: number, seconds: number, budget: number): Promise<ModeResult> {
   const res: ModeResult = { mode, steps: 0, lookups: 0, fromBpf: 0, wrong: 0, seconds: 0, details: [] };
   const pinDir = testPinDir(`soak-${mode}`);
   try {
@@ -191,7 +193,8 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
     res.took = tracker.mode;
     let lastPrint = t0;
     const d = await runDifferential({
-      tracker, seed, steps, progressEvery: 1000, shouldStop: () => stopping,
+      tracker, seed, steps, progressEvery: 1000,
+      shouldStop: () => stopping || (budget > 0 && performance.now() - t0 > budget * 1000),
       onWrong: (detail) => { if (res.details.length < MAX_DETAILS) res.details.push(detail); },
       onProgress: (r) => {
         const now = performance.now();
@@ -212,7 +215,7 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
 }
 
 /** Runs one mode in a child process (this script with --child): results come back as JSON. */
-function runChild(mode: string, steps: number, seed: number, seconds: number, children: Set<ChildProcess>): Promise<ModeResult> {
+function runChild(mode: string, steps: number, seed: number, seconds: number, budget: number, children: Set<ChildProcess>): Promise<ModeResult> {
   return new Promise((resolve) => {
     // Through a shell that closes every inherited fd above 2 first: a file the
     // caller leaked into us (no close-on-exec) would reach every epctl of every
@@ -220,7 +223,7 @@ function runChild(mode: string, steps: number, seed: number, seconds: number, ch
     // make one mode's lookups find the other's processes' epolls.
     const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec "$@"';
     const child = spawn('/bin/bash', ['-c', closeInherited, 'soak', process.execPath, fileURLToPath(import.meta.url), '--child', '--modes', mode,
-      '--steps', String(steps), '--seed', String(seed), '--seconds', String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--steps', String(steps), '--seed', String(seed), '--seconds', String(seconds), '--budget', String(budget)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
     let out = '';
     child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
@@ -241,7 +244,7 @@ async function main(): Promise<void> {
     ({ values } = parseArgs({
       options: {
         steps: { type: 'string' }, seed: { type: 'string' }, modes: { type: 'string' }, seconds: { type: 'string' },
-        jobs: { type: 'string' }, json: { type: 'boolean' }, child: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        jobs: { type: 'string' }, budget: { type: 'string' }, json: { type: 'boolean' }, child: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (err) {
@@ -253,6 +256,7 @@ async function main(): Promise<void> {
   const seed = intArg('seed', values.seed ?? process.env.EPOLLTRACK_SEED, Math.floor(Math.random() * 2 ** 31));
   const seconds = intArg('seconds', values.seconds, 60);
   const jobs = Math.max(1, intArg('jobs', values.jobs, 1));
+  const budget = intArg('budget', values.budget, 0);
   const known = ['auto', ...MODES];
   const modes = values.modes ? values.modes.split(',').map((m) => m.trim()).filter(Boolean) : known;
   for (const m of modes) if (!known.includes(m)) die(`unknown mode '${m}' in --modes: use ${known.join(', ')}`);
@@ -266,18 +270,18 @@ async function main(): Promise<void> {
     });
   }
   if (values.child) {
-    const r = await runMode(modes[0], steps, seed, seconds);
+    const r = await runMode(modes[0], steps, seed, seconds, budget);
     process.stdout.write(JSON.stringify(r));
     return;
   }
-  console.error(`soak: seed ${seed}, ${steps} steps and ${seconds} s under a concurrent writer per mode; modes ${modes.join(', ')}; ${jobs} at a time`);
+  console.error(`soak: seed ${seed}, ${steps} steps${budget ? ` (at most ${budget} s)` : ''} and ${seconds} s under a concurrent writer per mode; modes ${modes.join(', ')}; ${jobs} at a time`);
   const t0 = performance.now();
   const results: ModeResult[] = new Array(modes.length);
   let i = 0;
   await Promise.all(Array.from({ length: Math.min(jobs, modes.length) }, async () => {
     while (i < modes.length && !stopping) {
       const k = i++;
-      results[k] = await runChild(modes[k], steps, seed, seconds, children);
+      results[k] = await runChild(modes[k], steps, seed, seconds, budget, children);
       const r = results[k];
       console.error(`soak: ${r.mode}: ${r.skipped ? `skipped (${r.skipped})` : `done, ${r.wrong + (r.concurrent?.wrong ?? 0)} wrong, ${r.seconds.toFixed(0)} s`}`);
     }
