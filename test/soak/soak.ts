@@ -221,7 +221,8 @@ function runChild(mode: string, steps: number, seed: number, seconds: number, bu
     // caller leaked into us (no close-on-exec) would reach every epctl of every
     // mode, get registered by the workloads of two modes running at once, and
     // make one mode's lookups find the other's processes' epolls.
-    const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; exec "$@"';
+    // (No redirection around the loop: bash would park stderr on an fd the loop closes.)
+    const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && exec {n}>&-; done; exec "$@"';
     const child = spawn('/bin/bash', ['-c', closeInherited, 'soak', process.execPath, fileURLToPath(import.meta.url), '--child', '--modes', mode,
       '--steps', String(steps), '--seed', String(seed), '--seconds', String(seconds), '--budget', String(budget)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
