@@ -103,9 +103,9 @@ describe('Supervisor.serve: failure paths', function () {
     let fault = true;
     const sup = new Supervisor({
       redirects: {
-        find: (f: (r: Redirect) => boolean) => {
+        filter: (f: (r: Redirect) => boolean) => {
           if (fault) throw new Error('injected fault');
-          return redirects.find(f);
+          return redirects.filter(f);
         },
       } as unknown as Redirect[],
       fixup: false,
