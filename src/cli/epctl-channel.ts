@@ -4,8 +4,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { EpolltrackError } from '../kernel/errors.js';
 
-export class EpctlReplyError extends Error {
+export class EpctlReplyError extends EpolltrackError {
   constructor(readonly command: string, readonly errno: number) {
     super(`epctl ${command}: errno ${errno}`);
   }

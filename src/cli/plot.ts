@@ -8,6 +8,7 @@
  * cost of tracking: what the hooks add to an epoll_ctl pair and to an
  * unrelated syscall, measured in the same run.
  */
+import { BadInputError } from '../kernel/errors.js';
 import type { BenchResult, LookupRow, Timing } from './bench.js';
 
 const W = 800;
@@ -91,7 +92,7 @@ function ticks125(lo: number, hi: number): number[] {
 /** Render the lookup rows of a bench result as an SVG document. */
 export function renderBenchSvg(r: BenchResult): string {
   const rows = [...r.lookups].filter((x) => x.fds > 0).sort((a, b) => a.fds - b.fds);
-  if (!rows.length) throw new Error('bench result has no lookup rows to plot');
+  if (!rows.length) throw new BadInputError('bench result has no lookup rows to plot: run bench with lookups');
   const px0 = M.left;
   const px1 = W - M.right;
   const py0 = H - M.bottom; // bottom of the plot area

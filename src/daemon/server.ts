@@ -95,7 +95,7 @@ function htmStandalonePath(): string {
   return join(dirname(createRequire(import.meta.url).resolve('htm')), '..', 'preact', 'standalone.mjs');
 }
 
-class QueryError extends Error {}
+class QueryError extends BadInputError {}
 
 /** Validated query parameters: unknown names, repeats, bad values are a 400. */
 function query(url: URL, allowed: Record<string, 'pid' | 'text' | 'limit' | 'search'>): Record<string, string | number> {

@@ -6,6 +6,7 @@
  * else in one hand-off to a worker thread with an fd table of its own.
  */
 import { readFileSync } from 'node:fs';
+import { EpolltrackError } from '../kernel/errors.js';
 import { closeFd, fixupLib, takeFd } from '../kernel/ffi.js';
 
 export const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
@@ -103,7 +104,7 @@ export function swapFile(listenerFd: number, id: bigint, newFd: number, at: Inst
       fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
     });
     const rc = fixupLib().ept_swap(listenerFd, id, newFd, fds, at.length, buf, adds.length, all.length);
-    if (rc < 0) throw new Error(`the fix-up worker could not start: errno ${-rc}`);
+    if (rc < 0) throw new EpolltrackError(`the fix-up worker could not start: errno ${-rc}`);
     for (let i = 0; i < all.length; i++) if (!results[i]) results[i] = buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
     return {
       stage: rc as 0 | 1 | 2,
