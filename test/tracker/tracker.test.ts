@@ -98,6 +98,7 @@ describe(`Tracker (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, function () 
   });
 
   it('differential: random epoll life in several processes matches the fdinfo way at every step', async function () {
+    this.timeout(600000); // 2000 steps, each checked against fdinfo for every fd: minutes on a loaded 2-core host
     const seed = Number(process.env.EPOLLTRACK_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const steps = Number(process.env.EPOLLTRACK_STEPS ?? 2000);
     const { lookups, fromBpf } = await runDifferential({ tracker, seed, steps });
