@@ -92,7 +92,7 @@ async function honestModes(s: ReturnType<Lib['status']>, probe: boolean): Promis
     else if (probe) {
       const why = await trialLoad(m);
       res[m] = why ? `refused by a trial load: ${why}` : 'available: a trial load passed';
-    } else if (s.loaded) res[m] = 'not tried: an earlier mode loaded first';
+    } else if (s.loaded) res[m] = 'not tried: the load took another mode (epolltrack status --probe tries it)';
     else res[m] = 'unverified: static probes pass, only a load tries it (epolltrack status --probe)';
   }
   return res;

@@ -192,7 +192,7 @@ export function dashboardApp(lib: ClientLib): void {
       ${row('regs', 'regs map')}${row('epolls', 'epolls map')}
       <div class="kv">
         <span>fallbacks</span><span class=${nfb ? 'caution' : ''} id="fallbacks">${Object.entries(fb).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(' · ') || 'none'}</span>
-        <span>map full</span><span class=${c.regsFull !== '0' || c.epollsFull !== '0' ? 'warn' : ''}>regs ${c.regsFull ?? 0} · epolls ${c.epollsFull ?? 0}</span>
+        <span>map full</span><span class=${c.regsFull || c.epollsFull ? 'warn' : ''}>regs ${c.regsFull ?? 0} · epolls ${c.epollsFull ?? 0}</span>
         <span>seen</span><span>add ${c.add ?? 0} · mod ${c.mod ?? 0} · del ${c.del ?? 0} · remove ${c.remove ?? 0}</span>
       </div>
     </section>`;

@@ -250,7 +250,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     return {
       loaded: s?.loaded ?? false, pinDir, mode: s?.mode ?? tracker.mode, loadedAt: s?.loadedAt, hooks: s?.hooks,
       notTaken: s?.notTaken, modes: s?.modes, maps: s?.maps, fill, version,
-      counters: Object.fromEntries(Object.entries(kernelCounters()).map(([k, v]) => [k, v.toString()])),
+      counters: Object.fromEntries(Object.entries(kernelCounters()).map(([k, v]) => [k, Number(v)])),
       fallbacks,
       daemon: {
         pid: process.pid, startedAt, loadedHere, clients: clients.size, refreshes, refreshMicros: Math.round(refreshMicros),

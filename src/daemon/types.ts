@@ -33,7 +33,8 @@ export interface StatusBody {
   fill?: { regs: { live: number; stale: number }; epolls: { live: number; stale: number } };
   /** epolltrack's version */
   version: string;
-  counters: Record<string, string>;
+  /** kernel-side counters (u64 in the kernel; numbers here, exact below 2^53) */
+  counters: Record<string, number>;
   fallbacks: Record<string, number>;
   daemon: {
     pid: number;

@@ -13,7 +13,7 @@ import { Epctl } from '../helpers/epctl.js';
 import { testPinDir } from '../helpers/env.js';
 import { CLI, fetchJson, fetchText, freePort, testDaemon, waitFor, type TestDaemon } from './daemon-env.js';
 
-interface StatusJson { daemon: { clients: number; loadedHere: boolean; pid: number }; pinDir: string; mode: string }
+interface StatusJson { daemon: { clients: number; loadedHere: boolean; pid: number }; pinDir: string; mode: string; counters: Record<string, unknown>; fallbacks: Record<string, unknown> }
 
 /** Open the event stream; resolves with the response once headers are in. */
 function openStream(url: string): Promise<{ res: IncomingMessage; destroy: () => void }> {
@@ -84,6 +84,9 @@ describe('daemon: rude clients and the CLI', function () {
     const st = await fetchJson<StatusJson>(`${env.daemon.url}api/status`);
     expect(st.status).to.equal(200);
     expect(st.json.pinDir).to.equal(env.pinDir);
+    // Numbers as numbers, as in `status --json`: counters and fallbacks alike.
+    expect(Object.keys(st.json.counters)).to.include.members(['add', 'del', 'regsFull', 'epollsFull']);
+    for (const [k, v] of Object.entries({ ...st.json.counters, ...st.json.fallbacks })) expect(v, k).to.be.a('number');
   });
 
   it('answers bad query parameters and requests with a 400 (one JSON line), then still serves', async () => {
