@@ -205,8 +205,8 @@ export const EXIT_CODES: { status: number; codes: (ErrorCode | 'OK')[]; meaning:
   { status: 9, codes: ['EPT_MOUNT'], meaning: 'bpffs or tracefs not mounted' },
   { status: 10, codes: ['EPT_LIBBPF'], meaning: 'libbpf.so.1 missing' },
   { status: 11, codes: ['EPT_BPF'], meaning: 'a BPF operation failed' },
-  { status: 12, codes: ['EPT_MAP_FULL'], meaning: 'a tracker map is full' },
-  { status: 13, codes: ['EPT_BUILD'], meaning: 'a part of epolltrack is missing or stale (rebuild)' },
+  { status: 12, codes: ['EPT_MAP_FULL'], meaning: 'reserved: a tracker map is full (the maps evict instead since they became LRU; nothing exits 12 today)' },
+  { status: 13, codes: ['EPT_BUILD'], meaning: 'a part of epolltrack is missing or stale (rebuild), or the maps were pinned by another build (unload, load)' },
   { status: 14, codes: ['EPT_LISTEN'], meaning: 'cannot listen on that address' },
 ];
 

@@ -86,10 +86,26 @@ export class BpfObject {
     if (r < 0) throw bpfError(`setting ${map} size`, r);
   }
 
-  /** Use an already existing (pinned) map instead of creating one. */
-  reuseMap(map: string, fd: number): void {
+  /** (type, key size, value size) of a map as the object defines it, or, after reuseMap, as the reused map has it. */
+  mapShape(map: string): string {
+    const m = this.map(map);
+    return `type ${libbpf().map_type(m)}, key ${libbpf().map_key_size(m)} B, value ${libbpf().map_value_size(m)} B`;
+  }
+
+  /**
+   * Use an already existing (pinned) map instead of creating one. libbpf takes
+   * the shape of the map it is given, so a map pinned by another build would
+   * only show up later as a verifier refusal: check the shape here and name it.
+   */
+  reuseMap(map: string, fd: number, where = 'the pin dir'): void {
+    const want = this.mapShape(map);
     const r = libbpf().map_reuse_fd(this.map(map), fd);
     if (r < 0) throw bpfError(`reusing map ${map}`, r);
+    const got = this.mapShape(map);
+    if (got !== want) {
+      throw new BuildError(`map ${map} pinned at ${where} was made by another epolltrack build (${got}; this build's: ${want}): `
+        + `run \`epolltrack unload\` and \`epolltrack load\` again with this build`);
+    }
   }
 
   /** Step 2: set a `const volatile` __u32 option at byte offset `off` of .rodata, before load. */

@@ -1,7 +1,7 @@
 /** The command line, run as a user would run it, against real processes and the real kernel. */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { load, unload } from '../../src/index.js';
@@ -210,6 +210,33 @@ describe('cli', function () {
     } finally {
       busy.close();
     }
+  });
+
+  it('exit status when a part is missing or stale: libbpf (10), the BPF object (13), maps pinned by another build (13)', function () {
+    const libbpf = ['/usr/lib/x86_64-linux-gnu/libbpf.so.1', '/lib/x86_64-linux-gnu/libbpf.so.1'].find((f) => existsSync(f));
+    expect(libbpf, 'libbpf.so.1 of the system').to.be.a('string');
+    // libbpf.so.1 made unloadable, in a private mount namespace (the host's stays as it is).
+    const noLib = spawnSync('unshare', ['-m', 'sh', '-c', `mount --bind /dev/null ${libbpf} && exec "$0" "$@"`, process.execPath, CLI, 'load', '--pin-dir', `${pinDir}-nolib`], { encoding: 'utf8', timeout: 60000 });
+    expect(noLib.status, noLib.stderr).to.equal(status('EPT_LIBBPF'));
+    expect(noLib.stderr.trimEnd()).to.equal('epolltrack load: libbpf.so.1 not found: install it with `apt-get install libbpf1`');
+    const noObj = spawnSync(process.execPath, [CLI, 'load', '--pin-dir', `${pinDir}-noobj`], { encoding: 'utf8', timeout: 60000, env: { ...process.env, EPOLLTRACK_BPF_OBJECT: '/nonexistent/epolltrack.bpf.o' } });
+    expect(noObj.status, noObj.stderr).to.equal(status('EPT_BUILD'));
+    expect(noObj.stderr).to.match(/^epolltrack load: BPF object \/nonexistent\/epolltrack\.bpf\.o is missing: run `npm run build`/);
+    for (const d of ['-nolib', '-noobj']) expect(existsSync(`${pinDir}${d}`), `nothing pinned at ${pinDir}${d}`).to.equal(false);
+    // A pin dir whose map was pinned by another build (an upgrade without unload): named, not a verifier refusal.
+    const other = `${pinDir}-other`;
+    load({ pinDir: other, mode: 'lazy' });
+    try {
+      rmSync(join(other, 'maps', 'regs'));
+      const mk = spawnSync('bpftool', ['map', 'create', join(other, 'maps', 'regs'), 'type', 'array', 'key', '4', 'value', '4', 'entries', '1', 'name', 'regs'], { encoding: 'utf8' });
+      expect(mk.status, mk.stderr).to.equal(0);
+      const r = run('lookup', String(process.pid), '0', '--pin-dir', other);
+      expect(r.status, r.stderr).to.equal(status('EPT_BUILD'));
+      expect(r.stderr.trimEnd()).to.match(/^epolltrack lookup: map regs pinned at \S+ was made by another epolltrack build \(type 2, key 4 B, value 4 B; this build's: type 9, key \d+ B, value \d+ B\): run `epolltrack unload` and `epolltrack load` again/);
+    } finally {
+      unload({ pinDir: other });
+    }
+    expect(existsSync(other)).to.equal(false);
   });
 
   it('--version', () => {
