@@ -717,8 +717,17 @@ int seed(struct bpf_iter__task_file *ctx)
 	sw.tgid = tgid;
 	sw.owner = owner;
 	sw.fd = ctx->fd;
-	/* Every epitem of the file, however many epolls hold it. */
-	bpf_loop(1 << 16, seed_one, &sw, 0);
+	/* The file's epitems, up to ET_SEED_MAX_EPI; past that, say so. */
+	bpf_loop(ET_SEED_MAX_EPI, seed_one, &sw, 0);
+	if (sw.node) {
+		__builtin_memset(&rec, 0, sizeof(rec));
+		rec.kind = ET_SEED_TRUNC;
+		rec.tgid = tgid;
+		rec.fd = ctx->fd;
+		rec.file = (__u64)file;
+		rec.tid = owner;
+		bpf_seq_write(seq, &rec, sizeof(rec));
+	}
 	return 0;
 }
 

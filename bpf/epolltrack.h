@@ -100,11 +100,17 @@ struct et_lookup_item {
 };
 
 /* Output of the seed iterator (cold start and resync): one record per live
- * registration found through a target file, and one per epoll fd. */
+ * registration found through a target file, and one per epoll fd. A file
+ * with more epitems than ET_SEED_MAX_EPI gets that many REG records and then
+ * one TRUNC record: the output of one (task, file) visit must fit the
+ * iterator's seq buffer (8 pages; more is E2BIG for the whole walk, so one
+ * process registering a pipe in thousands of epolls would break every walk). */
 enum et_seed_kind {
 	ET_SEED_REG = 1,
 	ET_SEED_EPOLL = 2,
+	ET_SEED_TRUNC = 3,
 };
+#define ET_SEED_MAX_EPI 512
 
 struct et_seed_rec {
 	__u32 kind;

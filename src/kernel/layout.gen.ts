@@ -110,7 +110,7 @@ export const ENUMS = {
   "et_lookup_status": { ET_LK_OK: 0, ET_LK_NO_FILES: 1, ET_LK_BAD_FD: 2 },
   "et_lookup_flags": { ET_LK_TRUNCATED: 1, ET_LK_CLOEXEC: 2 },
   "et_loc_state": { ET_LOC_NONE: 0, ET_LOC_VERIFIED: 1, ET_LOC_REMOTE: 2, ET_LOC_STALE: 3, ET_LOC_DYING: 4 },
-  "et_seed_kind": { ET_SEED_REG: 1, ET_SEED_EPOLL: 2 },
+  "et_seed_kind": { ET_SEED_REG: 1, ET_SEED_EPOLL: 2, ET_SEED_TRUNC: 3 },
   "et_sys_op": { ET_OP_LOOKUP: 0, ET_OP_COPIES: 1 },
   "et_sys_status": { ET_SYS_OK: 0, ET_SYS_NO_TASK: 1, ET_SYS_NO_FILES: 2, ET_SYS_BAD_FD: 3 },
   "et_sys_flags": { ET_SYS_CLOEXEC: 1, ET_SYS_SCANNED: 2, ET_SYS_UNLOCATED: 4 },

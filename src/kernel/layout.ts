@@ -142,7 +142,7 @@ export function decodeLookupItem(b: Buffer, at: number): LookupItem {
 
 /** struct et_seed_rec */
 const SK = ENUMS.et_seed_kind;
-export const SEED = { reg: SK.ET_SEED_REG, epoll: SK.ET_SEED_EPOLL } as const;
+export const SEED = { reg: SK.ET_SEED_REG, epoll: SK.ET_SEED_EPOLL, trunc: SK.ET_SEED_TRUNC } as const;
 export interface SeedRec {
   kind: number; tgid: number; fd: number; tfd: number; file: bigint; ep: bigint; data: bigint; events: number; tid: number;
 }

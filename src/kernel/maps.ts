@@ -198,6 +198,8 @@ export interface SeedWalk {
   regs: Map<string, SeedReg>;
   /** every (task, fd) holding a registered file, once per registration */
   holders: SeedHolder[];
+  /** files with more epitems than one visit reports (ET_SEED_MAX_EPI): their registrations here are incomplete */
+  truncated: Set<bigint>;
 }
 
 /** Walk every task file in the kernel (the `seed` iterator) and collect what is live. */
@@ -213,9 +215,12 @@ export function walkKernel(obj: BpfObject, epollFops: bigint): SeedWalk {
   const locs = new Map<bigint, WalkLoc[]>();
   const regs = new Map<string, SeedReg>();
   const holders: SeedHolder[] = [];
+  const truncated = new Set<bigint>();
   for (let off = 0; off + SEED_REC_SIZE <= out.length; off += SEED_REC_SIZE) {
     const r = decodeSeedRec(out, off);
-    if (r.kind === SEED.epoll) {
+    if (r.kind === SEED.trunc) {
+      truncated.add(r.file);
+    } else if (r.kind === SEED.epoll) {
       const l = locs.get(r.ep) ?? [];
       l.push({ tid: r.tid, tgid: r.tgid, fd: r.fd });
       locs.set(r.ep, l);
@@ -230,7 +235,7 @@ export function walkKernel(obj: BpfObject, epollFops: bigint): SeedWalk {
       }
     }
   }
-  return { locs, regs, holders };
+  return { locs, regs, holders, truncated };
 }
 
 /**

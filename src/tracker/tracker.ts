@@ -20,7 +20,7 @@ import { DEFAULT_PIN_DIR, ITER_PROG, MAP, SYS_PROG, type Mode } from '../kernel/
 import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../../loader/load.js';
 import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
 import { BadFdError, BadInputError, BpfError, ClosedError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
-import { checkTarget, type Membership } from './fdinfo.js';
+import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
   decodeLookupHdr, decodeLookupItem, decodeSysHdr, encodeSysIn, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE,
   LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE, SYS_BIG, SYS_CLOEXEC, SYS_HDR_SIZE, SYS_OP, SYS_STATUS, SYS_UNLOCATED,
@@ -184,7 +184,7 @@ export class Tracker {
    * Run the lookup program on pid:fd, with room for every item. A zombie group
    * leader has no fd table: its process is answered through a live thread.
    */
-  private sysRun(op: number, pid: number, fd: number): SysAnswer {
+  private sysRun(op: number, pid: number, fd: number, partialOk = false): SysAnswer {
     const sys = this.sys!;
     let a = sys.run(op, pid, fd, this.epollFops);
     if (a.hdr.status === SYS_STATUS.noFiles && a.hdr.tgid === pid) {
@@ -199,7 +199,7 @@ export class Tracker {
     }
     if (a.hdr.status === SYS_STATUS.noTask || a.hdr.status === SYS_STATUS.noFiles) throw new NoSuchProcessError(`no process ${pid}`);
     if (a.hdr.status === SYS_STATUS.badFd) throw new BadFdError(`process ${pid} has no open fd ${fd}`);
-    if (a.hdr.total > a.hdr.nitems) {
+    if (a.hdr.total > a.hdr.nitems && !partialOk) {
       throw new BpfError(`fd ${fd} of process ${pid}: ${a.hdr.total} entries, more than the ${SYS_BIG} one lookup reads`);
     }
     return a;
@@ -207,7 +207,23 @@ export class Tracker {
 
   /** Membership lookup through the lookup program (v6.2+). */
   private membershipsSys(pid: number, fd: number, t0: bigint): Membership[] {
-    let a = this.sysRun(SYS_OP.lookup, pid, fd);
+    let a = this.sysRun(SYS_OP.lookup, pid, fd, true);
+    if (a.hdr.total > a.hdr.nitems) {
+      // More epitems than one answer holds (ET_SYS_BIG): the in-kernel walk
+      // reads every one of them, so answer from it.
+      const big = walkKernel(this.obj, this.epollFops);
+      seedMaps(this.obj, this.fds, this.epollFops, this.mode !== 'lazy', big);
+      this.fallbacks.truncated++;
+      this.lastLookup = {
+        source: 'bpf', reason: 'truncated', micros: Number(process.hrtime.bigint() - t0) / 1000,
+        cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0, path: 'prog', unlocated: 0,
+      };
+      if (!big.truncated.has(a.hdr.file)) return answerFromWalk(big, a.hdr.file, a.hdr.tgid);
+      // More than even the walk reports per file: the fdinfo way, said so.
+      const slow = fdinfoOfTruncated(big, a.hdr.tid || pid, fd);
+      this.lastLookup = { ...this.lastLookup, source: 'fdinfo', micros: Number(process.hrtime.bigint() - t0) / 1000 };
+      return slow;
+    }
     let reason: FallbackReason | undefined;
     let walk: SeedWalk | undefined;
     const unresolved = (x: SysAnswer) => x.items.filter((it) => it.locState !== LOC_STATE.verified);
@@ -353,6 +369,7 @@ export class Tracker {
     // Answer from it for this file, and teach the maps what it saw.
     const walk = walkKernel(this.obj, this.epollFops);
     seedMaps(this.obj, this.fds, this.epollFops, this.mode !== 'lazy', walk);
+    if (walk.truncated.has(r.hdr.file)) return done(fdinfoOfTruncated(walk, pid, fd), 'fdinfo', uncertain);
     return done(answerFromWalk(walk, r.hdr.file, r.hdr.tgid), 'bpf', uncertain);
   }
 
@@ -388,10 +405,30 @@ export class Tracker {
    */
   registrations(opts: { pid?: number } = {}): Registration[] {
     this.assertOpen();
-    const { locs, holders } = walkKernel(this.obj, this.epollFops);
+    const walk = walkKernel(this.obj, this.epollFops);
+    const { locs, holders, truncated } = walk;
     const rows: Registration[] = [];
     const seen = new Set<string>();
+    // Files the walk could not report whole: every holder gets the fdinfo way's answer.
+    const bigHolders = new Map<bigint, Map<string, { tgid: number; tid: number; fd: number }>>();
     for (const h of holders) {
+      if (!truncated.has(h.key.file) || (opts.pid !== undefined && h.tgid !== opts.pid)) continue;
+      const m = bigHolders.get(h.key.file) ?? new Map();
+      m.set(`${h.tid}:${h.fd}`, { tgid: h.tgid, tid: h.tid, fd: h.fd });
+      bigHolders.set(h.key.file, m);
+    }
+    for (const hs of bigHolders.values()) {
+      const all = [...hs.values()];
+      let regs: Membership[] = [];
+      for (const h of all) {
+        try { regs = fdinfoOfTruncated(walk, h.tid, h.fd); break; } catch { /* that holder is gone: the next */ }
+      }
+      for (const h of all) {
+        for (const m of regs) rows.push({ pid: h.tgid, tid: h.tid, fd: h.fd, epollPid: m.epollPid, epollTid: m.epollPid, epfd: m.epfd, tfd: m.tfd, events: m.events, data: m.data });
+      }
+    }
+    for (const h of holders) {
+      if (truncated.has(h.key.file)) continue;
       if (opts.pid !== undefined && h.tgid !== opts.pid) continue;
       const id = `${h.tid}:${h.fd}:${h.key.ep}:${h.key.tfd}`;
       if (seen.has(id)) continue;
@@ -494,9 +531,9 @@ export async function openTracker(opts: TrackerOptions = {}): Promise<Tracker> {
     for (;;) {
       obj = BpfObject.open();
       obj.keepPrograms([ITER_PROG.lookup, ITER_PROG.seed, ...(withSys ? [SYS_PROG.lookup] : [])]);
-      obj.reuseMap(MAP.regs, fds.regs);
-      obj.reuseMap(MAP.epolls, fds.epolls);
-      obj.reuseMap(MAP.stats, fds.stats);
+      obj.reuseMap(MAP.regs, fds.regs, pinDir);
+      obj.reuseMap(MAP.epolls, fds.epolls, pinDir);
+      obj.reuseMap(MAP.stats, fds.stats, pinDir);
       obj.setMaxEntries(MAP.start, 1);
       try {
         obj.load();
@@ -549,6 +586,17 @@ function answerFromWalk(walk: SeedWalk, file: bigint, tgid: number): Membership[
     out.push({ epollPid: loc.tgid, ...tidOf(loc.tgid, loc.tid), epfd: loc.fd, tfd: h.key.tfd, events: h.events, data: h.data, source: 'bpf' });
   }
   return out;
+}
+
+/**
+ * A file with more registrations than the walk reports per file (ET_SEED_MAX_EPI):
+ * the fdinfo way, over every process the walk saw holding an epoll. Exact, slow;
+ * only such files pay it.
+ */
+function fdinfoOfTruncated(walk: SeedWalk, pid: number, fd: number): Membership[] {
+  const pids = new Set<number>([pid]);
+  for (const l of walk.locs.values()) for (const x of l) pids.add(x.tgid);
+  return fdinfoMemberships(pid, fd, { pids: [...pids] });
 }
 
 /** epollTid is set only when the epoll is in a thread's own fd table (not the process's). */
