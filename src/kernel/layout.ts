@@ -14,6 +14,13 @@ function off<S extends StructName>(s: S, f: FieldOf<S>): number {
   return (STRUCTS[s].fields as Record<FieldOf<S>, { offset: number }>)[f].offset;
 }
 
+/** Every field offset of struct `s`, read from the table once (the codecs on the lookup path run per lookup). */
+function offsets<S extends StructName>(s: S): Record<FieldOf<S>, number> {
+  return Object.fromEntries(Object.entries(STRUCTS[s].fields as Record<string, { offset: number }>).map(([k, v]) => [k, v.offset])) as Record<FieldOf<S>, number>;
+}
+const ITEM = offsets('et_lookup_item');
+const SYSH = offsets('et_sys_hdr');
+
 /** Byte offset of a global variable of the object (from its symbol table). */
 export const VAR_OFFSET = {
   targTgid: SECTIONS['.rodata'].vars.targ_tgid.offset,
@@ -132,11 +139,10 @@ export interface LookupItem {
 }
 export const LOOKUP_ITEM_SIZE = STRUCTS.et_lookup_item.size;
 export function decodeLookupItem(b: Buffer, at: number): LookupItem {
-  const o = (f: FieldOf<'et_lookup_item'>) => at + off('et_lookup_item', f);
   return {
-    ep: b.readBigUInt64LE(o('ep')), data: b.readBigUInt64LE(o('data')), events: b.readUInt32LE(o('events')),
-    tfd: b.readUInt32LE(o('tfd')), locTgid: b.readUInt32LE(o('loc_tgid')), locFd: b.readUInt32LE(o('loc_fd')),
-    locState: b.readUInt32LE(o('loc_state')), locTid: b.readUInt32LE(o('loc_tid')),
+    ep: b.readBigUInt64LE(at + ITEM.ep), data: b.readBigUInt64LE(at + ITEM.data), events: b.readUInt32LE(at + ITEM.events),
+    tfd: b.readUInt32LE(at + ITEM.tfd), locTgid: b.readUInt32LE(at + ITEM.loc_tgid), locFd: b.readUInt32LE(at + ITEM.loc_fd),
+    locState: b.readUInt32LE(at + ITEM.loc_state), locTid: b.readUInt32LE(at + ITEM.loc_tid),
   };
 }
 
@@ -177,20 +183,26 @@ export interface SysHdr {
   file: bigint; priv: bigint; fOp: bigint; refs: number; scanned: number;
 }
 export function encodeSysIn(b: Buffer, op: number, pid: number, fd: number, cap: number, epollFops: bigint): void {
-  b.writeUInt32LE(op, off('et_sys_hdr', 'op'));
-  b.writeUInt32LE(pid, off('et_sys_hdr', 'pid'));
-  b.writeUInt32LE(fd, off('et_sys_hdr', 'fd'));
-  b.writeUInt32LE(cap, off('et_sys_hdr', 'cap'));
-  b.writeBigUInt64LE(epollFops, off('et_sys_hdr', 'epoll_fops'));
+  b.writeUInt32LE(op, SYSH.op);
+  b.writeUInt32LE(pid, SYSH.pid);
+  b.writeUInt32LE(fd, SYSH.fd);
+  b.writeUInt32LE(cap, SYSH.cap);
+  b.writeBigUInt64LE(epollFops, SYSH.epoll_fops);
+}
+/** Only the question's numbers, where cap and epoll_fops are already in `b` (encodeSysIn wrote them). */
+export function encodeSysQuestion(b: Buffer, op: number, pid: number, fd: number): void {
+  b.writeUInt32LE(op, SYSH.op);
+  b.writeUInt32LE(pid, SYSH.pid);
+  b.writeUInt32LE(fd, SYSH.fd);
 }
 export function decodeSysHdr(b: Buffer): SysHdr {
-  const o = (f: FieldOf<'et_sys_hdr'>) => off('et_sys_hdr', f);
+  const o = SYSH;
   return {
-    op: b.readUInt32LE(o('op')), pid: b.readUInt32LE(o('pid')), fd: b.readUInt32LE(o('fd')), cap: b.readUInt32LE(o('cap')),
-    epollFops: b.readBigUInt64LE(o('epoll_fops')),
-    status: b.readUInt32LE(o('status')), flags: b.readUInt32LE(o('flags')), tgid: b.readUInt32LE(o('tgid')),
-    tid: b.readUInt32LE(o('tid')), nitems: b.readUInt32LE(o('nitems')), total: b.readUInt32LE(o('total')),
-    file: b.readBigUInt64LE(o('file')), priv: b.readBigUInt64LE(o('priv')), fOp: b.readBigUInt64LE(o('f_op')),
-    refs: b.readUInt32LE(o('refs')), scanned: b.readUInt32LE(o('scanned')),
+    op: b.readUInt32LE(o.op), pid: b.readUInt32LE(o.pid), fd: b.readUInt32LE(o.fd), cap: b.readUInt32LE(o.cap),
+    epollFops: b.readBigUInt64LE(o.epoll_fops),
+    status: b.readUInt32LE(o.status), flags: b.readUInt32LE(o.flags), tgid: b.readUInt32LE(o.tgid),
+    tid: b.readUInt32LE(o.tid), nitems: b.readUInt32LE(o.nitems), total: b.readUInt32LE(o.total),
+    file: b.readBigUInt64LE(o.file), priv: b.readBigUInt64LE(o.priv), fOp: b.readBigUInt64LE(o.f_op),
+    refs: b.readUInt32LE(o.refs), scanned: b.readUInt32LE(o.scanned),
   };
 }

@@ -22,7 +22,7 @@ import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
 import { BadFdError, BadInputError, BpfError, ClosedError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
-  decodeLookupHdr, decodeLookupItem, decodeSysHdr, encodeSysIn, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE,
+  decodeLookupHdr, decodeLookupItem, decodeSysHdr, encodeSysIn, encodeSysQuestion, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE,
   LOOKUP_HDR_SIZE, LOOKUP_ITEM_SIZE, SYS_BIG, SYS_CLOEXEC, SYS_HDR_SIZE, SYS_OP, SYS_STATUS, SYS_UNLOCATED,
   ANSWER_SIZE, type LookupHdr, type LookupItem, type SysHdr,
 } from '../kernel/layout.js';
@@ -107,6 +107,8 @@ class SysProg {
   private readonly mapped: unknown;
   private readonly items: Buffer;
   private readonly runRaw = libbpf().prog_test_run_raw;
+  /** epoll_fops (and cap) as last written into ctx: the program never changes them */
+  private fops: bigint | undefined;
 
   constructor(private readonly progFd: number, answerFd: number) {
     const optsSize = koffi.sizeof(TestRunOpts);
@@ -127,7 +129,11 @@ class SysProg {
   }
 
   run(op: number, pid: number, fd: number, epollFops: bigint): SysAnswer {
-    encodeSysIn(this.ctx, op, pid, fd, SYS_BIG, epollFops);
+    if (epollFops === this.fops) encodeSysQuestion(this.ctx, op, pid, fd);
+    else {
+      encodeSysIn(this.ctx, op, pid, fd, SYS_BIG, epollFops);
+      this.fops = epollFops;
+    }
     const r = this.runRaw(this.progFd, this.opts);
     if (r < 0) throw bpfError('running the lookup program (BPF_PROG_RUN)', r < -1 ? r : -errno());
     const hdr = decodeSysHdr(this.ctx);
