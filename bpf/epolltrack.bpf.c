@@ -968,8 +968,11 @@ int lookup_fd(struct et_sys_hdr *hdr)
 	}
 
 	if (hdr->op == ET_OP_COPIES) {
-		w.refs = file_refs(file);
-		hdr->refs = w.refs;
+		__u32 outside = hdr->outside;
+
+		hdr->refs = file_refs(file);
+		/* References in this table at most: the others are known to be outside. */
+		w.refs = hdr->refs > outside ? hdr->refs - outside : 1;
 		if (w.refs <= 1) {
 			/* A single reference: this fd is the only copy, no scan. */
 			if (w.cap)

@@ -82,7 +82,7 @@ export const STRUCTS = {
     },
   },
   "et_sys_hdr": {
-    size: 80,
+    size: 88,
     fields: {
       op: { offset: 0, size: 4 },
       pid: { offset: 4, size: 4 },
@@ -100,6 +100,8 @@ export const STRUCTS = {
       f_op: { offset: 64, size: 8 },
       refs: { offset: 72, size: 4 },
       scanned: { offset: 76, size: 4 },
+      outside: { offset: 80, size: 4 },
+      pad: { offset: 84, size: 4 },
     },
   },
 } as const;

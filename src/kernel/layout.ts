@@ -180,7 +180,7 @@ export const SYS_HDR_SIZE = STRUCTS.et_sys_hdr.size;
 export interface SysHdr {
   op: number; pid: number; fd: number; cap: number; epollFops: bigint;
   status: number; flags: number; tgid: number; tid: number; nitems: number; total: number;
-  file: bigint; priv: bigint; fOp: bigint; refs: number; scanned: number;
+  file: bigint; priv: bigint; fOp: bigint; refs: number; scanned: number; outside: number;
 }
 export function encodeSysIn(b: Buffer, op: number, pid: number, fd: number, cap: number, epollFops: bigint): void {
   b.writeUInt32LE(op, SYSH.op);
@@ -190,10 +190,11 @@ export function encodeSysIn(b: Buffer, op: number, pid: number, fd: number, cap:
   b.writeBigUInt64LE(epollFops, SYSH.epoll_fops);
 }
 /** Only the question's numbers, where cap and epoll_fops are already in `b` (encodeSysIn wrote them). */
-export function encodeSysQuestion(b: Buffer, op: number, pid: number, fd: number): void {
+export function encodeSysQuestion(b: Buffer, op: number, pid: number, fd: number, outside = 0): void {
   b.writeUInt32LE(op, SYSH.op);
   b.writeUInt32LE(pid, SYSH.pid);
   b.writeUInt32LE(fd, SYSH.fd);
+  b.writeUInt32LE(outside, SYSH.outside);
 }
 export function decodeSysHdr(b: Buffer): SysHdr {
   const o = SYSH;
@@ -203,6 +204,6 @@ export function decodeSysHdr(b: Buffer): SysHdr {
     status: b.readUInt32LE(o.status), flags: b.readUInt32LE(o.flags), tgid: b.readUInt32LE(o.tgid),
     tid: b.readUInt32LE(o.tid), nitems: b.readUInt32LE(o.nitems), total: b.readUInt32LE(o.total),
     file: b.readBigUInt64LE(o.file), priv: b.readBigUInt64LE(o.priv), fOp: b.readBigUInt64LE(o.f_op),
-    refs: b.readUInt32LE(o.refs), scanned: b.readUInt32LE(o.scanned),
+    refs: b.readUInt32LE(o.refs), scanned: b.readUInt32LE(o.scanned), outside: b.readUInt32LE(o.outside),
   };
 }

@@ -214,8 +214,12 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
       if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
     }
     const fixup = opts.fixup ?? true;
+    // The file's reference count: when the caller's copies and ours are all of
+    // them, nothing else can hold it (no other process, ring or message in flight).
+    const refs = opts.copies !== false && opts.tracker ? opts.tracker.references(tgid, target.fd, 1) : undefined;
+    const alone = refs?.alone ?? false;
     const numbers = opts.copies === false ? [target.fd]
-      : [target.fd, ...(opts.tracker ? opts.tracker.copiesOf(tgid, target.fd) : (fdTableCopies(tgid, target.fd) ?? [target.fd]))
+      : [target.fd, ...(refs ? refs.fds : (fdTableCopies(tgid, target.fd) ?? [target.fd]))
         .filter((n) => n !== target.fd)];
     let regs: Membership[] = [];
     let source: ReplaceResult['source'] = 'none';
@@ -232,7 +236,7 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
 
     // Whose registrations are these? (the rule for shared files, above)
     const foreign = [...new Set(regs.map((m) => m.epollPid).filter((p) => p !== tgid))];
-    const shared = numbers.length && (foreign.length || regs.length) ? otherHolders(tgid, numbers, foreign) : [];
+    const shared = !alone && numbers.length && (foreign.length || regs.length) ? otherHolders(tgid, numbers, foreign) : [];
     const mine: Membership[] = [];
     const dels: Membership[] = [];
     let kept = 0;
@@ -272,7 +276,7 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
 
     // 5. io_uring fixed files holding the old file.
     const uring: UringSlot[] = [];
-    if (opts.copies !== false) {
+    if (opts.copies !== false && !alone) {
       for (const u of uringSlots(tgid, fstatSync(oldCopy, { bigint: true }).ino)) {
         const e = uringUpdate(tgid, u.ringFd, u.slot, newFd);
         uring.push(e ? { ...u, updated: false, errno: e } : { ...u, updated: true });

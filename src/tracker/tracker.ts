@@ -128,12 +128,12 @@ class SysProg {
     this.items = Buffer.from(koffi.view(p, ANSWER_SIZE));
   }
 
-  run(op: number, pid: number, fd: number, epollFops: bigint): SysAnswer {
-    if (epollFops === this.fops) encodeSysQuestion(this.ctx, op, pid, fd);
-    else {
+  run(op: number, pid: number, fd: number, epollFops: bigint, outside = 0): SysAnswer {
+    if (epollFops !== this.fops) {
       encodeSysIn(this.ctx, op, pid, fd, SYS_BIG, epollFops);
       this.fops = epollFops;
     }
+    encodeSysQuestion(this.ctx, op, pid, fd, outside);
     const r = this.runRaw(this.progFd, this.opts);
     if (r < 0) throw bpfError('running the lookup program (BPF_PROG_RUN)', r < -1 ? r : -errno());
     const hdr = decodeSysHdr(this.ctx);
@@ -190,12 +190,12 @@ export class Tracker {
    * Run the lookup program on pid:fd, with room for every item. A zombie group
    * leader has no fd table: its process is answered through a live thread.
    */
-  private sysRun(op: number, pid: number, fd: number, partialOk = false): SysAnswer {
+  private sysRun(op: number, pid: number, fd: number, partialOk = false, outside = 0): SysAnswer {
     const sys = this.sys!;
-    let a = sys.run(op, pid, fd, this.epollFops);
+    let a = sys.run(op, pid, fd, this.epollFops, outside);
     if (a.hdr.status === SYS_STATUS.noFiles && a.hdr.tgid === pid) {
       for (const tid of otherThreads(pid)) {
-        const b = sys.run(op, tid, fd, this.epollFops);
+        const b = sys.run(op, tid, fd, this.epollFops, outside);
         if (b.hdr.status !== SYS_STATUS.noTask && b.hdr.status !== SYS_STATUS.noFiles && b.hdr.tgid === pid) {
           a = b;
           pid = tid;
@@ -278,11 +278,24 @@ export class Tracker {
    * read /proc/PID/fd.
    */
   copiesOf(pid: number, fd: number): number[] {
+    return this.references(pid, fd).fds;
+  }
+
+  /**
+   * copiesOf, with what the file's reference count says: `alone` is true when
+   * the copies found plus the `outside` references the caller knows of (its
+   * own copy, taken with pidfd_getfd) are every reference the file has. Then
+   * no other process, io_uring fixed-file table or message in flight holds
+   * it, and the scan stopped at the last copy. False when it cannot be sure
+   * (other references, or no lookup program: v6.2+).
+   */
+  references(pid: number, fd: number, outside = 0): { fds: number[]; refs?: number; alone: boolean } {
     this.assertOpen();
     checkRange(pid, fd);
-    if (!this.sys) return copiesFromProc(pid, fd);
-    const a = this.sysRun(SYS_OP.copies, pid, fd);
-    return a.items.map((it) => it.tfd).sort((x, y) => x - y);
+    if (!this.sys) return { fds: copiesFromProc(pid, fd), alone: false };
+    const a = this.sysRun(SYS_OP.copies, pid, fd, false, outside);
+    const fds = a.items.map((it) => it.tfd).sort((x, y) => x - y);
+    return { fds, refs: a.hdr.refs, alone: a.hdr.refs === fds.length + outside };
   }
 
   private link(pid: number, fresh: boolean): Pointer {

@@ -35,7 +35,7 @@ const FIELDS: Record<string, Record<string, string>> = {
   et_seed_rec: { kind: 'kind', tgid: 'tgid', fd: 'fd', tfd: 'tfd', file: 'file', ep: 'ep', data: 'data', events: 'events', tid: 'tid' },
   et_sys_hdr: {
     op: 'op', pid: 'pid', fd: 'fd', cap: 'cap', epoll_fops: 'epollFops', status: 'status', flags: 'flags', tgid: 'tgid', tid: 'tid',
-    nitems: 'nitems', total: 'total', file: 'file', priv: 'priv', f_op: 'fOp', refs: 'refs', scanned: 'scanned',
+    nitems: 'nitems', total: 'total', file: 'file', priv: 'priv', f_op: 'fOp', refs: 'refs', scanned: 'scanned', outside: 'outside',
   },
 };
 
