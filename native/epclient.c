@@ -55,26 +55,50 @@ static long now_ms(void)
 }
 
 /* Threads share one epoll: an event for another thread's socket is handed
- * over through this table instead of being lost (EPOLLET reports it once). */
-static unsigned seen[4096];
+ * over through this table instead of being lost (EPOLLET reports it once).
+ * Each entry is (generation << 32 | events), and a registration's data is
+ * (generation << 32 | fd): a late event of a closed socket can then never be
+ * taken for one of the next socket at the same number. */
+static uint64_t seen[4096];
+static uint32_t next_gen;
 
-static unsigned wait_for(int ep, int fd, unsigned want)
+/* OR @ev into the entry of @data's fd if it still belongs to @data's socket. */
+static void seen_or(uint64_t data, unsigned ev)
+{
+	uint64_t *e = &seen[(uint32_t)data & 4095], cur = __atomic_load_n(e, __ATOMIC_SEQ_CST);
+
+	while ((cur >> 32) == (data >> 32) && !__atomic_compare_exchange_n(e, &cur, cur | ev, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+}
+
+/* Take the @want bits of @data's entry; 0 if none (or the entry is another socket's). */
+static unsigned seen_take(uint64_t data, unsigned want)
+{
+	uint64_t *e = &seen[(uint32_t)data & 4095], cur = __atomic_load_n(e, __ATOMIC_SEQ_CST);
+
+	while ((cur >> 32) == (data >> 32) && (cur & want)) {
+		if (__atomic_compare_exchange_n(e, &cur, cur & ~(uint64_t)want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			return (unsigned)cur & want;
+	}
+	return 0;
+}
+
+static unsigned wait_for(int ep, uint64_t me, unsigned want)
 {
 	struct epoll_event evs[16];
 	long end = now_ms() + opt_timeout;
 
 	while (now_ms() < end) {
-		unsigned mine = __atomic_fetch_and(&seen[fd & 4095], ~want, __ATOMIC_SEQ_CST) & want;
+		unsigned mine = seen_take(me, want);
 		if (mine)
 			return mine;
 		int n = epoll_wait(ep, evs, 16, 50);
 		unsigned got = 0;
 		for (int i = 0; i < n; i++) {
-			int efd = (int)evs[i].data.u64;
-			if (efd == fd && (evs[i].events & want))
+			if (evs[i].data.u64 == me && (evs[i].events & want))
 				got |= evs[i].events;
 			else
-				__atomic_fetch_or(&seen[efd & 4095], evs[i].events, __ATOMIC_SEQ_CST);
+				seen_or(evs[i].data.u64, evs[i].events);
 		}
 		if (got)
 			return got;
@@ -87,13 +111,15 @@ static unsigned wait_for(int ep, int fd, unsigned want)
 static void *one(void *arg)
 {
 	int idx = (int)(long)arg, s, r, cerr = 0, mod = -1, del = -1, dupfd = -1;
+	uint64_t me;
 	long us = 0;
 	unsigned out_ev = 0, in_ev = 0, base = EPOLLIN | EPOLLOUT;
 	char reply[64] = "";
 	int eps[2];
 
 	s = socket(addr.ss_family, SOCK_STREAM | (opt_block ? 0 : SOCK_NONBLOCK), 0);
-	__atomic_store_n(&seen[s & 4095], 0, __ATOMIC_SEQ_CST); /* nothing left from an earlier socket at this number */
+	me = (uint64_t)__atomic_add_fetch(&next_gen, 1, __ATOMIC_SEQ_CST) << 32 | (uint32_t)s;
+	__atomic_store_n(&seen[s & 4095], me & ~0xffffffffULL, __ATOMIC_SEQ_CST); /* this socket's, nothing in it yet */
 	if (opt_et)
 		base |= EPOLLET;
 	if (opt_oneshot)
@@ -101,7 +127,7 @@ static void *one(void *arg)
 	if (opt_excl)
 		base = (base & ~EPOLLONESHOT) | EPOLLEXCLUSIVE;
 	for (int i = 0; i < opt_epolls; i++) {
-		struct epoll_event ev = { .events = base, .data.u64 = s };
+		struct epoll_event ev = { .events = base, .data.u64 = me };
 		eps[i] = shared_ep[i] >= 0 ? shared_ep[i] : epoll_create1(0);
 		if (epoll_ctl(eps[i], EPOLL_CTL_ADD, s, &ev))
 			perror("epoll_ctl ADD");
@@ -125,13 +151,13 @@ static void *one(void *arg)
 		us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	}
 	if (r == 0 || cerr == EINPROGRESS) {
-		out_ev = wait_for(eps[0], s, EPOLLOUT);
+		out_ev = wait_for(eps[0], me, EPOLLOUT);
 		if (out_ev && write(s, "ping\n", 5) == 5) {
 			if (opt_oneshot) { /* re-arm for the answer */
-				struct epoll_event ev = { .events = (base & ~EPOLLOUT), .data.u64 = s };
+				struct epoll_event ev = { .events = (base & ~EPOLLOUT), .data.u64 = me };
 				epoll_ctl(eps[0], EPOLL_CTL_MOD, s, &ev);
 			}
-			in_ev = wait_for(eps[0], s, EPOLLIN);
+			in_ev = wait_for(eps[0], me, EPOLLIN);
 			if (in_ev) {
 				ssize_t n = read(s, reply, sizeof(reply) - 1);
 				reply[n > 0 ? n : 0] = 0;
