@@ -333,7 +333,7 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log'>>, to: n
   const timeout = fixup ? '5000' : '20';
   const args = single
     ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80']
-    : ['--threads', String(o.concurrent), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80'];
+    : ['--threads', String(o.concurrent), '--et', '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80'];
   const script = single ? `exec ${epclient} ${args.join(' ')}` : `for i in $(seq ${o.processes}); do ${epclient} ${args.join(' ')} & done; wait`;
   let out = '';
   let first = 0n, last = 0n, swaps = 0, failed = 0;
@@ -376,12 +376,14 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     await stormRun({ ...o, processes: 2, rounds: 1 }, server.port, tracker, true, false);
     for (const [fixup, copies] of [[true, true], [false, true], [true, false], [false, false]]) {
       log(`storm: ${o.processes} processes x ${o.concurrent} concurrent connects x ${o.rounds} rounds, ${o.fds} fds each, ${fixup ? 'with' : 'without'} the fix-up${copies ? '' : ', one number only'}`);
-      rows.push((await stormRun(o, server.port, fixup ? tracker : undefined, fixup, false, copies)).row);
+      // The tracker serves both: without the fix-up it still finds the copies (in the kernel), so the
+      // difference between the rows is the fix-up alone (lookup, ADD, DEL).
+      rows.push((await stormRun(o, server.port, tracker, fixup, false, copies)).row);
     }
     log('storm: one caller alone');
     const single = {
       fixup: (await stormRun(o, server.port, tracker, true, true)).row.client,
-      none: (await stormRun(o, server.port, undefined, false, true)).row.client,
+      none: (await stormRun(o, server.port, tracker, false, true)).row.client,
     };
     return { ...o, rows, single, fixupCost: rows[1].swapsPerSec / rows[0].swapsPerSec };
   } finally {
@@ -401,6 +403,6 @@ export function formatStorm(r: StormResult): string {
     lines.push(`${`${x.fixup ? 'with fix-up' : 'no fix-up'}${x.copies ? ', all copies' : ', one number'}`.padEnd(26)} ${String(x.swaps).padStart(6)}  ${String(x.failed).padStart(6)}  ${String(x.clientOk).padStart(10)}  ${x.swapsPerSec.toFixed(0).padStart(10)}   ${u(x.client.p50).padEnd(14)} ${u(x.client.p99).padEnd(9)} ${u(x.client.max).padEnd(9)} ${(x.client.p99 / x.client.p50).toFixed(1)}x`);
   }
   lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)})`);
-  lines.push(`fix-up cost under the storm (all copies): swaps/s without / with = ${r.fixupCost.toFixed(2)}x`);
+  lines.push(`fix-up cost under the storm (all copies): swaps/s without / with = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
   return lines.join('\n');
 }
