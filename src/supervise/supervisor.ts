@@ -6,7 +6,7 @@
  * moved (replaceFd). Every other connect continues in the kernel untouched.
  */
 import { EventEmitter } from 'node:events';
-import { fstatSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
 import { closeFd, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
@@ -89,6 +89,8 @@ export class Supervisor extends EventEmitter {
    */
   private readonly unanswered = new Map<string, { ino: bigint; result: { val?: number; error?: number } }>();
   readonly swaps: SwapRecord[] = [];
+  /** installed/unanswered size after the last sweep: the next sweep runs when they have doubled */
+  private swept = 0;
   private stopped = false;
   private readonly stopping = new AbortController();
   private readonly onError?: (err: Error) => void;
@@ -219,6 +221,31 @@ export class Supervisor extends EventEmitter {
     }
   }
 
+  /**
+   * Forget what belongs to processes that are gone (a supervisor serving a
+   * forking program for months would otherwise keep an entry per process it
+   * ever swapped for). Amortized: runs when the tables have doubled.
+   */
+  private sweep(): void {
+    const size = this.installed.size + this.unanswered.size;
+    if (size < 1024 || size < 2 * this.swept) return;
+    const alive = new Map<string, boolean>();
+    const gone = (key: string) => {
+      const tgid = key.slice(0, key.indexOf(':'));
+      let a = alive.get(tgid);
+      if (a === undefined) alive.set(tgid, a = existsSync(`/proc/${tgid}`));
+      return !a;
+    };
+    for (const k of this.installed.keys()) if (gone(k)) this.installed.delete(k);
+    for (const k of this.unanswered.keys()) if (gone(k)) this.unanswered.delete(k);
+    this.swept = this.installed.size + this.unanswered.size;
+  }
+
+  /** Entries kept for processes swapped for (for tests: bounded by the live ones after a sweep). */
+  get remembered(): number {
+    return this.installed.size + this.unanswered.size;
+  }
+
   private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[]): Promise<void> {
     const t0 = process.hrtime.bigint();
     const rec: SwapRecord = {
@@ -249,7 +276,9 @@ export class Supervisor extends EventEmitter {
         record = false;
         return;
       }
-      if (!rule || this.installed.get(key) === ino || info.connected) {
+      const ours = this.installed.get(key);
+      if (ours !== undefined && ours !== ino) this.installed.delete(key); // that number holds another socket now
+      if (!rule || ours === ino || info.connected) {
         // Not a socket the rule asks for, ours already (a second connect), or connected: the kernel answers.
         respond(listenerFd, n.id, { continue: true });
         rec.result = 'swapped';
@@ -294,6 +323,7 @@ export class Supervisor extends EventEmitter {
       });
       const freshIno = fstatSync(fresh, { bigint: true }).ino;
       for (const k of r.copies) this.installed.set(`${tgid}:${k}`, freshIno);
+      this.sweep();
       // Our references go before the caller resumes: the old socket may die now (and with it any
       // registration left on it), and the new one is the caller's alone.
       closeFd(old);

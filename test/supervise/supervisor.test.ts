@@ -392,6 +392,18 @@ describe('supervisor', function () {
     });
   }
 
+  it('a forking program: what the supervisor remembers of processes that are gone is swept, not kept forever', async function () {
+    this.timeout(300000);
+    const n = 1100; // past the sweep's first threshold (1,024 entries)
+    const r = await supervise('ip', ['netns', 'exec', ns, 'sh', '-c', `for i in $(seq ${n}); do ${client('--timeout', '300', '--quiet').join(' ')} >/dev/null; done`], {
+      redirects: redirects(), tracker, stdio: 'pipe',
+    });
+    expect(r.code).to.equal(0);
+    expect(r.supervisor.swaps.filter((x) => x.result === 'swapped')).to.have.length(1000); // the last 1,000 are kept
+    // One entry per swapped process without the sweep; after it, only those since.
+    expect(r.supervisor.remembered).to.be.below(n - 1000);
+  });
+
   it('an answer that cannot be delivered is recorded as failed, not swapped', async () => {
     const r = await runSupervised(client('--block', '--timeout', '300'), true, undefined, {
       beforeAnswer: async (pid) => {
