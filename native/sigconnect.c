@@ -4,7 +4,8 @@
  * "ealready","eisconn","other","connected"} (connected: getpeername worked
  * after the connect, once any EINPROGRESS connect has finished).
  *
- * Usage: sigconnect [--block] [--restart] [--n N] IP PORT
+ * Usage: sigconnect [--block] [--restart] [--n N] [--every US] IP PORT
+ * (--every: microseconds between signals, default 20)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 
 static volatile int done;
 static pid_t target;
+static int every = 20;
 
 static void on_sig(int sig) { (void)sig; }
 
@@ -30,7 +32,7 @@ static void *rain(void *arg)
 	(void)arg;
 	while (!done) {
 		syscall(SYS_tgkill, getpid(), target, SIGUSR1);
-		usleep(20);
+		usleep(every);
 	}
 	return NULL;
 }
@@ -46,9 +48,10 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--block")) block = 1;
 		else if (!strcmp(argv[i], "--restart")) restart = 1;
 		else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--every") && i + 1 < argc) every = atoi(argv[++i]);
 	}
 	if (argc - i != 2 || inet_pton(AF_INET, argv[i], &sa.sin_addr) != 1) {
-		fprintf(stderr, "usage: sigconnect [--block] [--restart] [--n N] IP PORT\n");
+		fprintf(stderr, "usage: sigconnect [--block] [--restart] [--n N] [--every US] IP PORT\n");
 		return 2;
 	}
 	sa.sin_port = htons(atoi(argv[i + 1]));
