@@ -10,6 +10,7 @@ import { DEFAULT_PIN_DIR } from '../kernel/names.js';
 import { isLoaded, load, unload } from '../../loader/load.js';
 import { packageRoot } from '../kernel/bpfobject.js';
 import { EpctlChannel } from './epctl-channel.js';
+import { cleanupOnInterrupt } from './interrupt.js';
 import { fdinfoMemberships } from '../tracker/fdinfo.js';
 import { openTracker, type Tracker } from '../tracker/tracker.js';
 import { closeMaps, openPinnedMaps } from '../kernel/maps.js';
@@ -104,8 +105,10 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
     baseline = ctlCost();
   }
   if (ownTracker) load({ pinDir });
+  const releasePins = cleanupOnInterrupt(() => { if (ownTracker) unload({ pinDir }); });
   let tracker: Tracker | undefined;
   const fx = await fixture();
+  const releaseFixture = cleanupOnInterrupt(() => fx.stop());
   try {
     tracker = await openTracker({ pinDir });
     // A socket in three epolls, a pipe in one.
@@ -211,6 +214,8 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
     tracker?.close();
     fx.stop();
     if (ownTracker) unload({ pinDir });
+    releaseFixture();
+    releasePins();
   }
 }
 
@@ -367,7 +372,12 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
   const ownTracker = !isLoaded(pinDir);
   if (ownTracker) load({ pinDir });
-  const server = await echoServer();
+  let server: Awaited<ReturnType<typeof echoServer>> | undefined;
+  const release = cleanupOnInterrupt(() => {
+    server?.stop();
+    if (ownTracker) unload({ pinDir });
+  });
+  server = await echoServer();
   let tracker: Tracker | undefined;
   try {
     tracker = await openTracker({ pinDir });
@@ -390,6 +400,7 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     tracker?.close();
     server.stop();
     if (ownTracker) unload({ pinDir });
+    release();
   }
 }
 

@@ -14,6 +14,7 @@ import {
 } from '../kernel/errors.js';
 import { DEFAULT_PIN_DIR, MAP, MODES, type Mode } from '../kernel/names.js';
 import { FD_MAX, PID_MAX, SELECTOR_KEYS } from '../inspect/select.js';
+import { exitAfterCleanup } from './interrupt.js';
 import { countersToNumbers, hex, location, nameOf, table, toJson } from './format.js';
 import { parseArgsOptions, renderHelp, renderOverview } from './help.js';
 import {
@@ -440,7 +441,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // `epolltrack ls | head`: a closed pipe ends the output quietly.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') exitAfterCleanup(0); throw err; });
 
 main(process.argv.slice(2)).then((code) => {
   // Nothing left running decides the exit: a failed command never hangs on a handle it opened.

@@ -1,7 +1,7 @@
 /** The command line, run as a user would run it, against real processes and the real kernel. */
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { load, unload } from '../../src/index.js';
@@ -237,6 +237,42 @@ describe('cli', function () {
       unload({ pinDir: other });
     }
     expect(existsSync(other)).to.equal(false);
+  });
+
+  it('bench and demo interrupted (SIGTERM, SIGINT): their pins, processes and namespace are gone; exit 128 + the signal', async function () {
+    this.timeout(180000);
+    const cases: [string[], NodeJS.Signals, RegExp, number][] = [
+      [['bench', '--fds', '1000', '--iterations', '1000000'], 'SIGTERM', /1000 fds: timing lookups/, 143],
+      [['bench', '--storm', '--processes', '4', '--rounds', '1000'], 'SIGINT', /storm: 4 processes/, 130],
+      [['demo'], 'SIGTERM', /before connect/, 143],
+    ];
+    for (const [args, sig, ready, code] of cases) {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        let seen = '';
+        child.stdout!.on('data', (d: Buffer) => { seen += d.toString(); });
+        child.stderr!.on('data', (d: Buffer) => { seen += d.toString(); });
+        const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+        for (let i = 0; i < 600 && !ready.test(seen); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(seen, args.join(' ')).to.match(ready);
+        const pins = readdirSync('/sys/fs/bpf').filter((n) => n.endsWith(`-${child.pid}`));
+        expect(pins, `${args[0]}: its own pin dir`).to.have.length(1);
+        let kids: number[] = [];
+        for (let i = 0; i < 100 && !kids.length; i++) {
+          kids = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+          if (!kids.length) await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(kids.length, `${args[0]}: processes it started`).to.be.greaterThan(0);
+        child.kill(sig);
+        expect(await exited, `${args.join(' ')}: exit status`).to.equal(code);
+        for (const n of pins) expect(existsSync(`/sys/fs/bpf/${n}`), `${n} after ${sig}`).to.equal(false);
+        for (let i = 0; i < 50 && kids.some((k) => existsSync(`/proc/${k}`)); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(kids.filter((k) => existsSync(`/proc/${k}`)), `${args[0]}: its processes after ${sig}`).to.deep.equal([]);
+        expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).to.not.include(`epolltrack-demo-${child.pid}`);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // an assertion failed first: it cleans up itself
+      }
+    }
   });
 
   it('--version', () => {
