@@ -17,7 +17,7 @@ export function formatSwap(r: SwapRecord): string {
     r.uring ? `io_uring fixed file ${r.uring.map((u) => `fd ${u.ringFd} slot ${u.slot} ${u.updated ? 'updated' : `not updated (errno ${u.errno})`}`).join(', ')}` : '',
     r.unset ? `socket options not carried over: ${r.unset.join(', ')}` : '',
   ].filter(Boolean);
-  return `epolltrack: pid ${r.pid} fd ${r.fd} ${r.proto === 'udp' ? 'udp ' : ''}${r.from} -> ${r.to}: ${what}${more.length ? `; ${more.join('; ')}` : ''}, ${r.micros.toFixed(0)} µs`;
+  return `epolltrack: pid ${r.pid}${r.tid ? ` thread ${r.tid} (an fd table of its own)` : ''} fd ${r.fd} ${r.proto === 'udp' ? 'udp ' : ''}${r.from} -> ${r.to}: ${what}${more.length ? `; ${more.join('; ')}` : ''}, ${r.micros.toFixed(0)} µs`;
 }
 
 /**

@@ -5,6 +5,7 @@
  * Everything here is synchronous (but `.async` on libuv's pool) and returns raw
  * results; callers turn failures into errors (errors.ts).
  */
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -219,6 +220,7 @@ const SYS_kcmp = 312;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
 export const KCMP_FILE = 0;
+export const KCMP_FILES = 2;
 export const KCMP_EPOLL_TFD = 7;
 
 function sys(nr: number, a = 0, b = 0, c = 0, d = 0, e = 0): number {
@@ -262,7 +264,10 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
  * The caller closes the copy (closeFd).
  */
 export function takeFd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
+  let pidfd = pidfdOpen(pid);
+  // Not a thread-group leader: a thread, whose own fd table (unshare(CLONE_FILES)) only a
+  // thread pidfd reads (PIDFD_THREAD, v6.9+; before that this fails too, with EINVAL).
+  if (pidfd === -constants.errno.EINVAL || pidfd === -constants.errno.ENOENT) pidfd = pidfdOpen(pid, PIDFD_THREAD);
   if (pidfd < 0) return pidfd;
   try {
     return pidfdGetfd(pidfd, fd);

@@ -26,7 +26,7 @@ import { constants } from 'node:os';
 import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, uringUpdate as ringUpdate, type CtlRequest } from './fixup.js';
-import { closeFd, KCMP_FILE, kcmp, takeFd } from '../kernel/ffi.js';
+import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { fdCloexec, tgidOf } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -98,7 +98,6 @@ function whyAdd(e: number): string {
 }
 
 
-const KCMP_FILES = 2;
 
 /** The main thread's children, parent, of a process (cheap: two small /proc reads). */
 function children(pid: number): number[] {

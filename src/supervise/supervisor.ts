@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
-import { closeFd, takeFd } from '../kernel/ffi.js';
+import { closeFd, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
 import { replaceFd, ReplaceError, type SharedCopy, type UringSlot } from './replace.js';
 import {
@@ -42,6 +42,8 @@ export interface SupervisorOptions {
 export interface SwapRecord {
   time: string;
   pid: number;
+  /** the calling thread, when its fd table is its own (unshare(CLONE_FILES)): fd is a number of that table */
+  tid?: number;
   fd: number;
   from: string;
   to: string;
@@ -193,13 +195,16 @@ export class Supervisor extends EventEmitter {
 
     const tgid = tgidOf(n.pid);
     if (tgid === undefined) return;
-    const key = `${tgid}:${fd}`;
+    // Whose fd table holds the caller's fds: the process's, or the calling thread's own
+    // (unshare(CLONE_FILES)); every fd operation of the swap works on that table.
+    const table = n.pid !== tgid && kcmp(tgid, n.pid, KCMP_FILES, 0, 0) !== 0 ? n.pid : tgid;
+    const key = `${table}:${fd}`;
     // Two threads connecting the same fd: one at a time.
     while (this.busy.has(key)) await this.busy.get(key);
     let release = () => {};
     this.busy.set(key, new Promise<void>((r) => { release = r; }));
     try {
-      await this.redirect(listenerFd, n, tgid, fd, rules);
+      await this.redirect(listenerFd, n, tgid, fd, rules, table);
     } finally {
       this.busy.delete(key);
       release();
@@ -246,13 +251,14 @@ export class Supervisor extends EventEmitter {
     return this.installed.size + this.unanswered.size;
   }
 
-  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[]): Promise<void> {
+  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[], table = tgid): Promise<void> {
     const t0 = process.hrtime.bigint();
     const rec: SwapRecord = {
       time: new Date().toISOString(), pid: tgid, fd, from: formatSockaddr(rules[0].from), to: formatSockaddr(rules[0].to),
       result: 'failed', moved: 0, source: 'none', micros: 0,
     };
-    const key = `${tgid}:${fd}`;
+    if (table !== tgid) rec.tid = table;
+    const key = `${table}:${fd}`;
     let old = -1, fresh = -1;
     let record = true;
     const fail = (errnoValue: number, why: string) => {
@@ -261,8 +267,16 @@ export class Supervisor extends EventEmitter {
       rec.error = e ? `${why} (and the answer could not be sent: errno ${e})` : why;
     };
     try {
-      old = takeFd(tgid, fd);
+      old = takeFd(table, fd);
       if (old === -EMFILE || old === -ENFILE) return fail(-old, outOfFds(-old));
+      if (old === -EINVAL && table !== tgid) {
+        // No thread pidfds (before v6.9): the thread's own table cannot be reached. The
+        // kernel answers the connect as if there were no supervisor.
+        respond(listenerFd, n.id, { continue: true });
+        rec.result = 'swapped';
+        rec.error = `thread ${table} has an fd table of its own, which this kernel gives no way to take an fd from (thread pidfds: v6.9+): left to the kernel`;
+        return;
+      }
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
       const info = socketInfo(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
@@ -318,11 +332,11 @@ export class Supervisor extends EventEmitter {
         rec.error = 'the caller was interrupted or went away before the swap: nothing was installed';
         return;
       }
-      const r = await replaceFd({ listenerFd, id: n.id, pid: tgid, fd }, fresh, {
-        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid, copies: this.copies,
+      const r = await replaceFd({ listenerFd, id: n.id, pid: table, fd }, fresh, {
+        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid: table, copies: this.copies,
       });
       const freshIno = fstatSync(fresh, { bigint: true }).ino;
-      for (const k of r.copies) this.installed.set(`${tgid}:${k}`, freshIno);
+      for (const k of r.copies) this.installed.set(`${table}:${k}`, freshIno);
       this.sweep();
       // Our references go before the caller resumes: the old socket may die now (and with it any
       // registration left on it), and the new one is the caller's alone.

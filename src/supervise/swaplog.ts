@@ -31,6 +31,7 @@ function clean(r: SwapRecord): SwapRecord {
     time: String(r.time), pid: r.pid, fd: r.fd, from: String(r.from), to: String(r.to), result: r.result,
     moved: r.moved, source: String(r.source), micros: Math.round(r.micros * 10) / 10,
   };
+  if (r.tid !== undefined) out.tid = r.tid;
   if (r.errno !== undefined) out.errno = r.errno;
   if (r.error !== undefined) out.error = String(r.error);
   return out;

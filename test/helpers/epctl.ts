@@ -3,7 +3,7 @@
  * whose epoll operations the tests command line by line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +89,14 @@ export class Epctl {
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
     if (this.child && this.child.exitCode === null) {
       await new Promise((r) => { this.child!.once('exit', r); setTimeout(r, 2000); });
+    }
+    // A forked one is not our child: wait until it has let go of its files (a zombie, or
+    // gone), or a check right after this could still meet its epolls.
+    for (let i = 0; i < 200; i++) {
+      let st: string;
+      try { st = readFileSync(`/proc/${this.pid}/stat`, 'latin1'); } catch { return; }
+      if (/^\d+ \(.*\) [ZX]/s.test(st)) return;
+      await new Promise((r) => setTimeout(r, 10));
     }
   }
 

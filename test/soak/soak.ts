@@ -195,7 +195,10 @@ async function runMode(mode: string, steps: number, seed: number, seconds: numbe
     const d = await runDifferential({
       tracker, seed, steps, progressEvery: 1000,
       shouldStop: () => stopping || (budget > 0 && performance.now() - t0 > budget * 1000),
-      onWrong: (detail) => { if (res.details.length < MAX_DETAILS) res.details.push(detail); },
+      onWrong: (detail) => {
+        if (res.details.length < MAX_DETAILS) res.details.push(detail);
+        console.error(`soak: ${mode}: WRONG: ${detail}`); // at once: a long run may be stopped before its summary
+      },
       onProgress: (r) => {
         const now = performance.now();
         if (now - lastPrint > 30_000) {

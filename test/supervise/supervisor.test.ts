@@ -12,6 +12,7 @@ import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../.
 import { closeFd, KCMP_FILE, kcmp, pidfdGetfd, pidfdOpen } from '../../src/kernel/ffi.js';
 import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/supervise/seccomp.js';
 import { supervise } from '../../src/supervise/launch.js';
+import { packageRoot } from '../../src/kernel/bpfobject.js';
 import { EpctlChannel } from '../../src/cli/epctl-channel.js';
 import type { SupervisorOptions, SwapRecord } from '../../src/supervise/supervisor.js';
 import { createSocket, type Socket } from 'node:dgram';
@@ -427,6 +428,17 @@ describe('supervisor', function () {
     } finally {
       delete process.env.EPOLLTRACK_NO_WAIT_KILLABLE;
     }
+  });
+
+  it('a thread with an fd table of its own (unshare(CLONE_FILES)): the swap works on that table, not the process\'s', async function () {
+    const [host, p] = FROM.split(':');
+    const r = await runSupervised(['python3', join(packageRoot(), 'test', 'fixtures', 'thread-connect.py'), host, p], true);
+    const got = JSON.parse(r.out) as Record<string, string | number | boolean>;
+    expect(got.main, 'the process\'s table keeps its pipe at that number').to.match(/^pipe:/);
+    expect(got, r.out).to.include({ connect: 'EINPROGRESS', out: true, peer: `127.0.0.1:${port}`, reply: 'pong', mod: 0, del: 0 });
+    const swapped = r.swaps.filter((x) => x.result === 'swapped' && !x.error);
+    expect(swapped, JSON.stringify(r.swaps)).to.have.length(1);
+    expect(swapped[0]).to.include({ tid: got.tid, moved: 1 });
   });
 
   it('a forking program: what the supervisor remembers of processes that are gone is swept, not kept forever', async function () {
