@@ -798,6 +798,7 @@ struct walk_ctx {
 	__u32 nleft;                /* wanted epolls not found yet */
 	struct file *slots[SCAN_CHUNK]; /* fd-table slots read ahead by the scans */
 	__u32 found_fd;             /* the scan found want[0] at this fd */
+	struct file *want_file;     /* want[0]'s own file (eventpoll->file): what the scan looks for */
 };
 
 
@@ -859,15 +860,6 @@ out:
 	return 0;
 }
 
-/* One epoll file met by the scan at @fd: is it the one we want? */
-static __always_inline void scan_match(struct walk_ctx *w, __u64 priv, __u32 fd)
-{
-	if (!w->nleft || w->want[0] != priv)
-		return;
-	w->nleft = 0;
-	w->found_fd = fd;
-}
-
 /* Slot @i of the task's fd table, read 16 slots at a time (one
  * bpf_probe_read_kernel per 16 slots, one slot per bpf_loop step: the step
  * is verified once, not once per slot). */
@@ -880,17 +872,19 @@ static __always_inline struct file *slot_at(struct walk_ctx *w, __u32 i)
 	return w->slots[i & (SCAN_CHUNK - 1)];
 }
 
-/* The task's fd table, lowest first: note every wanted epoll met. */
+/* The task's fd table, lowest first, until the wanted epoll's own file
+ * (eventpoll->file, read once) is met: a pointer compare per slot, where
+ * reading each file's f_op and private_data cost two probe reads a slot. */
 static long scan_step(__u32 i, struct walk_ctx *w)
 {
-	struct file *f;
-
 	if (i >= w->fdt.max_fds)
 		return 1;
-	f = slot_at(w, i);
-	if (f && (__u64)BPF_CORE_READ(f, f_op) == w->epoll_fops)
-		scan_match(w, (__u64)BPF_CORE_READ(f, private_data), i);
-	return w->nleft == 0; /* every wanted epoll found: stop */
+	w->scanned = i + 1;
+	if (slot_at(w, i) != w->want_file)
+		return 0;
+	w->nleft = 0;
+	w->found_fd = i;
+	return 1;
 }
 
 /* The task's fd table: every fd holding w->file. */
@@ -900,6 +894,7 @@ static long copies_step(__u32 i, struct walk_ctx *w)
 
 	if (i >= w->fdt.max_fds)
 		return 1;
+	w->scanned = i + 1;
 	if (slot_at(w, i) != w->file)
 		return 0;
 	w->found = n + 1;
@@ -997,8 +992,12 @@ int lookup_fd(struct et_sys_hdr *hdr)
 	hdr->total = w.total;
 	if (w.nwant && w.epoll_fops) {
 		/* Unknown epolls: look in the task's own table, lowest fds first. */
+		struct eventpoll *want_ep = (struct eventpoll *)w.want[0];
+
 		hdr->flags |= ET_SYS_SCANNED;
-		bpf_loop(w.fdt.max_fds, scan_step, &w, 0);
+		w.want_file = BPF_CORE_READ(want_ep, file);
+		if (w.want_file)
+			bpf_loop(w.fdt.max_fds, scan_step, &w, 0);
 		hdr->scanned = w.scanned;
 		if (w.nleft == 0) {
 			__u32 idx = w.want_idx[0];

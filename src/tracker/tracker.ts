@@ -18,8 +18,9 @@ import { readdirSync } from 'node:fs';
 import koffi from 'koffi';
 import { DEFAULT_PIN_DIR, ITER_PROG, MAP, SYS_PROG, type Mode } from '../kernel/names.js';
 import { isLoaded, load, readState, requireRoot, type LoadOptions } from '../../loader/load.js';
+import { btfFuncs } from '../../loader/probe.js';
 import { BpfObject, destroyLink, readIter } from '../kernel/bpfobject.js';
-import { BadFdError, BadInputError, BpfError, ClosedError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
+import { BadFdError, BadInputError, BpfError, BuildError, ClosedError, NoSuchProcessError, NotLoadedError } from '../kernel/errors.js';
 import { checkTarget, fdinfoMemberships, type Membership } from './fdinfo.js';
 import {
   decodeLookupHdr, decodeLookupItem, decodeSysHdr, encodeSysIn, encodeSysQuestion, LK_CLOEXEC, LK_STATUS, LK_TRUNCATED, LOC_STATE,
@@ -561,6 +562,12 @@ export async function openTracker(opts: TrackerOptions = {}): Promise<Tracker> {
         obj.close();
         obj = undefined;
         if (!withSys) throw err;
+        // A kernel with the kfunc the lookup program needs refused it: that is this build's
+        // fault (or a signal storm during verification), not the kernel's age. Say so rather
+        // than fall back to the iterator path, several times slower, without a word.
+        if (btfFuncs(['bpf_task_from_pid']).size) {
+          throw new BuildError(`the lookup program was refused although this kernel has bpf_task_from_pid (${(err as Error).message}): rebuild with \`npm run build\``, { cause: err });
+        }
         withSys = false;
       }
     }

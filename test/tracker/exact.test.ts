@@ -17,6 +17,7 @@ import {
 import { PIDFD_THREAD } from '../../src/kernel/ffi.js';
 import { packageRoot } from '../../src/kernel/bpfobject.js';
 import { Epctl } from '../helpers/epctl.js';
+import { btfFuncs } from '../../loader/probe.js';
 import { suiteTracker } from '../helpers/env.js';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
@@ -230,6 +231,11 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
     expect(tracker.lastLookup.source).to.equal('bpf');
     expect(hostWalks() - before, 'host walks').to.equal(walks);
     expect(sameMemberships(got, fdinfoMemberships(p.pid, s))).to.equal(true);
+  });
+
+  it('takes the lookup program wherever the kernel has bpf_task_from_pid (a refused program is an error, not a silent slow path)', function () {
+    const kfunc = btfFuncs(['bpf_task_from_pid']).size > 0;
+    expect(tracker.lookupPath).to.equal(kfunc && process.env.EPOLLTRACK_LOOKUP !== 'iter' ? 'prog' : 'iter');
   });
 
   it('numbers outside the kernel\'s range are BadInputError, never a wrapped lookup', async function () {
