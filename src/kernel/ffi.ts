@@ -178,6 +178,27 @@ export function fixupLib(): ReturnType<typeof bindFixup> {
   return fixupBound;
 }
 
+function bindPoller() {
+  const lib = load(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'lib', 'libepolltrack-poller.so'));
+  return {
+    /** the read end of the report pipe (the thread started once), or -errno */
+    start: fn<[], number>(lib, 'int ept_poller_start(void)'),
+    /** watch fd for events once (EPOLLONESHOT), reported with token; 0 or -errno */
+    arm: fn<[number, number, bigint], number>(lib, 'int ept_poller_arm(int fd, uint32_t events, uint64_t token)'),
+    /** stop watching fd; 0 or -errno */
+    disarm: fn<[number], number>(lib, 'int ept_poller_disarm(int fd)'),
+    /** revents of fd now, without waiting; or -errno */
+    ready: fn<[number, number], number>(lib, 'int ept_poller_ready(int fd, uint32_t events)'),
+  };
+}
+let pollerBound: ReturnType<typeof bindPoller> | undefined;
+
+/** libepolltrack-poller (native/lib/poller.c): one thread waiting on many fds (src/kernel/poller.ts). */
+export function pollerLib(): ReturnType<typeof bindPoller> {
+  pollerBound ??= bindPoller();
+  return pollerBound;
+}
+
 export function errno(): number {
   return koffi.errno();
 }

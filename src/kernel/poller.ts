@@ -6,48 +6,23 @@
  * on this way; none of them holds a libuv thread-pool thread.
  */
 import { Socket } from 'node:net';
-import { join } from 'node:path';
-import koffi from 'koffi';
-import { packageRoot } from './bpfobject.js';
 import { EpolltrackError } from './errors.js';
+import { pollerLib } from './ffi.js';
 
 /** poll/epoll event bits (the same values in both) */
 export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
 
 const REPORT = 16; // struct ept_ready { u64 token; u32 events; u32 pad; }
 
-interface Native {
-  start: () => number;
-  arm: (fd: number, events: number, token: bigint) => number;
-  disarm: (fd: number) => number;
-  ready: (fd: number, events: number) => number;
-}
-
 interface Pending { fd: number; resolve: (events: number) => void }
 
-let native: Native | undefined;
 let reader: Socket | undefined;
 let rest = Buffer.alloc(0);
 let nextToken = 1n;
 const pending = new Map<bigint, Pending>();
 const byFd = new Map<number, bigint>();
 
-function lib(): Native {
-  if (!native) {
-    const l = koffi.load(join(packageRoot(), 'build', 'lib', 'libepolltrack-poller.so'));
-    const start = l.func('int ept_poller_start(void)');
-    const arm = l.func('int ept_poller_arm(int fd, uint32_t events, uint64_t token)');
-    const disarm = l.func('int ept_poller_disarm(int fd)');
-    const ready = l.func('int ept_poller_ready(int fd, uint32_t events)');
-    native = {
-      start: () => start() as number,
-      arm: (fd, events, token) => arm(fd, events, token) as number,
-      disarm: (fd) => disarm(fd) as number,
-      ready: (fd, events) => ready(fd, events) as number,
-    };
-  }
-  return native;
-}
+const lib = pollerLib;
 
 function onReports(chunk: Buffer): void {
   const buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;

@@ -267,7 +267,9 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
     }
     if (out.stage === 2) {
       const e = out.installs[0];
-      throw new ReplaceError(e === ENOENT
+      // ENOENT: the notification is gone. ESRCH: the caller was interrupted (a signal, kernels
+      // without WAIT_KILLABLE_RECV) while the ADDFD waited for it; the kernel fails pending ADDFDs so.
+      throw new ReplaceError(e === ENOENT || e === ESRCH
         ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
         : `SECCOMP_IOCTL_NOTIF_ADDFD failed: ${errnoName(e)}`, e === ENOENT ? ESRCH : e);
     }
