@@ -216,20 +216,14 @@ export class Tracker {
   private membershipsSys(pid: number, fd: number, t0: bigint): Membership[] {
     let a = this.sysRun(SYS_OP.lookup, pid, fd, true);
     if (a.hdr.total > a.hdr.nitems) {
-      // More epitems than one answer holds (ET_SYS_BIG): the in-kernel walk
-      // reads every one of them, so answer from it.
-      const big = walkKernel(this.obj, this.epollFops);
-      seedMaps(this.obj, this.fds, this.epollFops, this.mode !== 'lazy', big);
+      // More epitems than one answer holds (ET_SYS_BIG): answer from the walk.
+      const { out, source } = this.answerByWalk(a.hdr.file, a.hdr.tgid, a.hdr.tid || pid, fd);
       this.fallbacks.truncated++;
       this.lastLookup = {
-        source: 'bpf', reason: 'truncated', micros: Number(process.hrtime.bigint() - t0) / 1000,
+        source, reason: 'truncated', micros: Number(process.hrtime.bigint() - t0) / 1000,
         cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0, path: 'prog', unlocated: 0,
       };
-      if (!big.truncated.has(a.hdr.file)) return answerFromWalk(big, a.hdr.file, a.hdr.tgid);
-      // More than even the walk reports per file: the fdinfo way, said so.
-      const slow = fdinfoOfTruncated(big, a.hdr.tid || pid, fd);
-      this.lastLookup = { ...this.lastLookup, source: 'fdinfo', micros: Number(process.hrtime.bigint() - t0) / 1000 };
-      return slow;
+      return out;
     }
     let reason: FallbackReason | undefined;
     let walk: SeedWalk | undefined;
@@ -385,12 +379,22 @@ export class Tracker {
       out.push({ epollPid: tgid, ...tidOf(tgid, it.locTid), epfd: it.locFd, tfd: it.tfd, events: it.events, data: it.data, source: 'bpf' });
     }
     if (!uncertain) return done(out, 'bpf');
-    // Not sure: the in-kernel walk over every task's files is exact and host-wide.
-    // Answer from it for this file, and teach the maps what it saw.
+    const { out: walked, source } = this.answerByWalk(r.hdr.file, r.hdr.tgid, pid, fd);
+    return done(walked, source, uncertain);
+  }
+
+  /**
+   * When the fast path cannot be sure: the in-kernel walk over every task's
+   * files is exact and host-wide. Answer from it for `file` (held at pid:fd,
+   * in process tgid) and teach the maps what it saw. A file with more
+   * registrations than the walk reports per file takes the fdinfo way.
+   */
+  private answerByWalk(file: bigint, tgid: number, pid: number, fd: number): { out: Membership[]; source: 'bpf' | 'fdinfo' } {
     const walk = walkKernel(this.obj, this.epollFops);
     seedMaps(this.obj, this.fds, this.epollFops, this.mode !== 'lazy', walk);
-    if (walk.truncated.has(r.hdr.file)) return done(fdinfoOfTruncated(walk, pid, fd), 'fdinfo', uncertain);
-    return done(answerFromWalk(walk, r.hdr.file, r.hdr.tgid), 'bpf', uncertain);
+    return walk.truncated.has(file)
+      ? { out: fdinfoOfTruncated(walk, pid, fd), source: 'fdinfo' }
+      : { out: answerFromWalk(walk, file, tgid), source: 'bpf' };
   }
 
   /**
@@ -429,13 +433,25 @@ export class Tracker {
     const { locs, holders, truncated } = walk;
     const rows: Registration[] = [];
     const seen = new Set<string>();
-    // Files the walk could not report whole: every holder gets the fdinfo way's answer.
+    // Files the walk could not report whole: their holders, each given the fdinfo way's answer below.
     const bigHolders = new Map<bigint, Map<string, { tgid: number; tid: number; fd: number }>>();
     for (const h of holders) {
-      if (!truncated.has(h.key.file) || (opts.pid !== undefined && h.tgid !== opts.pid)) continue;
-      const m = bigHolders.get(h.key.file) ?? new Map();
-      m.set(`${h.tid}:${h.fd}`, { tgid: h.tgid, tid: h.tid, fd: h.fd });
-      bigHolders.set(h.key.file, m);
+      if (opts.pid !== undefined && h.tgid !== opts.pid) continue;
+      if (truncated.has(h.key.file)) {
+        const m = bigHolders.get(h.key.file) ?? new Map();
+        m.set(`${h.tid}:${h.fd}`, { tgid: h.tgid, tid: h.tid, fd: h.fd });
+        bigHolders.set(h.key.file, m);
+        continue;
+      }
+      const id = `${h.tid}:${h.fd}:${h.key.ep}:${h.key.tfd}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const l = locs.get(h.key.ep) ?? [];
+      const loc = l.find((x) => x.tid === h.tid) ?? l.find((x) => x.tgid === h.tgid) ?? l[0];
+      rows.push({
+        pid: h.tgid, tid: h.tid, fd: h.fd, epollPid: loc?.tgid ?? 0, epollTid: loc?.tid ?? 0, epfd: loc?.fd ?? -1,
+        tfd: h.key.tfd, events: h.events, data: h.data,
+      });
     }
     for (const hs of bigHolders.values()) {
       const all = [...hs.values()];
@@ -446,19 +462,6 @@ export class Tracker {
       for (const h of all) {
         for (const m of regs) rows.push({ pid: h.tgid, tid: h.tid, fd: h.fd, epollPid: m.epollPid, epollTid: m.epollPid, epfd: m.epfd, tfd: m.tfd, events: m.events, data: m.data });
       }
-    }
-    for (const h of holders) {
-      if (truncated.has(h.key.file)) continue;
-      if (opts.pid !== undefined && h.tgid !== opts.pid) continue;
-      const id = `${h.tid}:${h.fd}:${h.key.ep}:${h.key.tfd}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const l = locs.get(h.key.ep) ?? [];
-      const loc = l.find((x) => x.tid === h.tid) ?? l.find((x) => x.tgid === h.tgid) ?? l[0];
-      rows.push({
-        pid: h.tgid, tid: h.tid, fd: h.fd, epollPid: loc?.tgid ?? 0, epollTid: loc?.tid ?? 0, epfd: loc?.fd ?? -1,
-        tfd: h.key.tfd, events: h.events, data: h.data,
-      });
     }
     rows.sort((a, b) => a.pid - b.pid || (a.tid ?? 0) - (b.tid ?? 0) || a.fd - b.fd || a.epollPid - b.epollPid || a.epfd - b.epfd || a.tfd - b.tfd);
     return rows;
