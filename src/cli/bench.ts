@@ -10,7 +10,7 @@ import { DEFAULT_PIN_DIR } from '../kernel/names.js';
 import { isLoaded, load, unload } from '../../loader/load.js';
 import { packageRoot } from '../kernel/bpfobject.js';
 import { EpctlChannel } from './epctl-channel.js';
-import { cleanupOnInterrupt } from './interrupt.js';
+import { cleanupOnce } from './interrupt.js';
 import { fdinfoMemberships } from '../tracker/fdinfo.js';
 import { openTracker, type Tracker } from '../tracker/tracker.js';
 import { closeMaps, openPinnedMaps } from '../kernel/maps.js';
@@ -105,10 +105,10 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
     baseline = ctlCost();
   }
   if (ownTracker) load({ pinDir });
-  const releasePins = cleanupOnInterrupt(() => { if (ownTracker) unload({ pinDir }); });
+  const unloadOwn = cleanupOnce(() => { if (ownTracker) unload({ pinDir }); });
   let tracker: Tracker | undefined;
   const fx = await fixture();
-  const releaseFixture = cleanupOnInterrupt(() => fx.stop());
+  const stopFixture = cleanupOnce(() => fx.stop());
   try {
     tracker = await openTracker({ pinDir });
     // A socket in three epolls, a pipe in one.
@@ -212,10 +212,8 @@ export async function bench(opts: BenchOptions = {}): Promise<BenchResult> {
     };
   } finally {
     tracker?.close();
-    fx.stop();
-    if (ownTracker) unload({ pinDir });
-    releaseFixture();
-    releasePins();
+    stopFixture();
+    unloadOwn();
   }
 }
 
@@ -372,12 +370,9 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
   const ownTracker = !isLoaded(pinDir);
   if (ownTracker) load({ pinDir });
-  let server: Awaited<ReturnType<typeof echoServer>> | undefined;
-  const release = cleanupOnInterrupt(() => {
-    server?.stop();
-    if (ownTracker) unload({ pinDir });
-  });
-  server = await echoServer();
+  const unloadOwn = cleanupOnce(() => { if (ownTracker) unload({ pinDir }); });
+  const server = await echoServer();
+  const stopServer = cleanupOnce(() => server.stop());
   let tracker: Tracker | undefined;
   try {
     tracker = await openTracker({ pinDir });
@@ -398,9 +393,8 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     return { ...o, rows, single, fixupCost: rows[1].swapsPerSec / rows[0].swapsPerSec };
   } finally {
     tracker?.close();
-    server.stop();
-    if (ownTracker) unload({ pinDir });
-    release();
+    stopServer();
+    unloadOwn();
   }
 }
 

@@ -13,7 +13,7 @@ import { isLoaded, load, unload } from '../../loader/load.js';
 import { packageRoot } from '../kernel/bpfobject.js';
 import { errnoName } from '../kernel/errors.js';
 import { EpctlChannel } from './epctl-channel.js';
-import { cleanupOnInterrupt } from './interrupt.js';
+import { cleanupOnce } from './interrupt.js';
 import { decodeEvents } from '../kernel/events.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import { supervise } from '../supervise/launch.js';
@@ -58,7 +58,7 @@ export async function demo(out: (s: string) => void): Promise<void> {
   const to = `127.0.0.1:${(server.address() as { port: number }).port}`;
   const from = '127.0.0.2:80';
   if (own) load({ pinDir });
-  const release = cleanupOnInterrupt(() => {
+  const teardown = cleanupOnce(() => {
     if (own) unload({ pinDir });
     spawnSync('ip', ['netns', 'delete', ns]);
   });
@@ -89,7 +89,7 @@ export async function demo(out: (s: string) => void): Promise<void> {
     // Why the tracker: the same question about a process with many fds.
     out('3. Finding the registrations of one fd in a process with 19000 fds:');
     const big = spawn(bin('epctl'), [], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const releaseBig = cleanupOnInterrupt(() => big.kill('SIGKILL'));
+    const killBig = cleanupOnce(() => big.kill('SIGKILL'));
     const bigCh = new EpctlChannel(big);
     try {
       for (const c of ['create', 'socket', 'add 3 4 5 1', 'nfds 19000']) await bigCh.cmd(c);
@@ -102,14 +102,11 @@ export async function demo(out: (s: string) => void): Promise<void> {
       const fast = times[100];
       out(`  through the tracker: ${fast.toFixed(1)} µs (median of 200); the fdinfo way: ${(slow / 1000).toFixed(1)} ms: ${Math.round(slow / fast)}x`);
     } finally {
-      big.kill('SIGKILL');
-      releaseBig();
+      killBig();
     }
   } finally {
     tracker.close();
-    if (own) unload({ pinDir });
-    spawnSync('ip', ['netns', 'delete', ns]);
+    teardown();
     server.close();
-    release();
   }
 }

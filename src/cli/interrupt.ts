@@ -28,8 +28,11 @@ function onSignal(sig: NodeJS.Signals): void {
   exitAfterCleanup(128 + constants.signals[sig]);
 }
 
-/** Run `cleanup` if the process is interrupted before the returned release() is called. */
-export function cleanupOnInterrupt(cleanup: Cleanup): () => void {
+/**
+ * `cleanup`, run once: by the returned function (the command's own `finally`)
+ * or on an interruption before that, whichever comes first.
+ */
+export function cleanupOnce(cleanup: Cleanup): () => void {
   if (!installed) {
     installed = true;
     process.on('SIGINT', onSignal);
@@ -37,6 +40,6 @@ export function cleanupOnInterrupt(cleanup: Cleanup): () => void {
   }
   pending.add(cleanup);
   return () => {
-    pending.delete(cleanup);
+    if (pending.delete(cleanup)) cleanup();
   };
 }
