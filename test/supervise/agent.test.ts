@@ -18,9 +18,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/kernel/bpfobject.js';
-import { closeFd } from '../../src/kernel/ffi.js';
-import { AF_INET, c, encodeSockaddr, SOCK_NONBLOCK, SOCK_STREAM } from '../../src/supervise/seccomp.js';
 import { suiteTracker } from '../helpers/env.js';
+import { hangingServer, type HangingServer } from '../helpers/hang.js';
 import { Daemon, run } from '../helpers/netns.js';
 
 const CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -61,9 +60,8 @@ describe('agent: many containers, faults, failure paths', function () {
   let tmp = '';
   let server: Server;
   let port = 0;
-  let hangFd = -1;
+  let hang: HangingServer | undefined;
   let hangPort = 0;
-  const fillers: number[] = [];
   let pinDir = '';
   let cleanupTracker = () => {};
   const kids: ChildProcess[] = [];
@@ -81,20 +79,8 @@ describe('agent: many containers, faults, failure paths', function () {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
-    // A server that never accepts, with its queue full: connects to it hang.
-    hangFd = c().socket(AF_INET, SOCK_STREAM, 0) as number;
-    const a = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: 0 });
-    c().bind(hangFd, a, a.length);
-    c().listen(hangFd, 0);
-    const b = Buffer.alloc(16);
-    c().getsockname(hangFd, b, [16]);
-    hangPort = b.readUInt16BE(2);
-    for (let i = 0; i < 3; i++) {
-      const f = c().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) as number;
-      const to = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: hangPort });
-      c().connect(f, to, to.length);
-      fillers.push(f);
-    }
+    hang = hangingServer(); // connects to it hang
+    hangPort = hang.port;
   });
 
   afterEach(async () => {
@@ -104,8 +90,7 @@ describe('agent: many containers, faults, failure paths', function () {
 
   after(() => {
     server?.close();
-    for (const f of fillers) closeFd(f);
-    closeFd(hangFd);
+    hang?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
     cleanupTracker();
   });

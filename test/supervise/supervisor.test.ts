@@ -10,13 +10,14 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../../src/index.js';
 import { closeFd, KCMP_FILE, kcmp, pidfdGetfd, pidfdOpen } from '../../src/kernel/ffi.js';
-import { c, encodeSockaddr, parseEndpoint, socketInfo, SOCK_NONBLOCK, SOCK_STREAM, AF_INET } from '../../src/supervise/seccomp.js';
+import { parseEndpoint, socketInfo } from '../../src/supervise/seccomp.js';
 import { supervise } from '../../src/supervise/launch.js';
 import { packageRoot } from '../../src/kernel/bpfobject.js';
 import { EpctlChannel } from '../../src/cli/epctl-channel.js';
 import type { SupervisorOptions, SwapRecord } from '../../src/supervise/supervisor.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { TEST_MODE, testPinDir } from '../helpers/env.js';
+import { hangingServer, type HangingServer } from '../helpers/hang.js';
 
 const BIN = join(process.cwd(), 'build', 'bin');
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
@@ -45,9 +46,8 @@ describe('supervisor', function () {
   const ns = `h10swap-sup-${process.pid}`;
   let server: Server;
   let port = 0;
-  let hangFd = -1;
+  let hang: HangingServer | undefined;
   let hangPort = 0;
-  const fillers: number[] = [];
   let tracker: Tracker;
   const pinDir = testPinDir('supervisor');
   let silent: Server;
@@ -61,20 +61,8 @@ describe('supervisor', function () {
     server = createServer((s) => s.on('data', () => s.end('pong\n')).on('error', () => {}));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
-    // A server that never accepts, with its queue full: connects to it hang.
-    hangFd = c().socket(AF_INET, SOCK_STREAM, 0) as number;
-    const a = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: 0 });
-    c().bind(hangFd, a, a.length);
-    c().listen(hangFd, 0);
-    const b = Buffer.alloc(16);
-    c().getsockname(hangFd, b, [16]);
-    hangPort = b.readUInt16BE(2);
-    for (let i = 0; i < 3; i++) {
-      const f = c().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) as number;
-      const to = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: hangPort });
-      c().connect(f, to, to.length);
-      fillers.push(f);
-    }
+    hang = hangingServer(); // connects to it hang
+    hangPort = hang.port;
     // A server that accepts and never writes (SO_RCVTIMEO), and a UDP echo server.
     silent = createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
@@ -93,8 +81,7 @@ describe('supervisor', function () {
     server?.close();
     silent?.close();
     udp?.close();
-    for (const f of fillers) closeFd(f);
-    closeFd(hangFd);
+    hang?.close();
     spawnSync('ip', ['netns', 'delete', ns]);
   });
 
