@@ -251,7 +251,7 @@ export class Supervisor extends EventEmitter {
     return this.installed.size + this.unanswered.size;
   }
 
-  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[], table = tgid): Promise<void> {
+  private async redirect(listenerFd: number, n: Notification, tgid: number, fd: number, rules: Redirect[], table: number): Promise<void> {
     const t0 = process.hrtime.bigint();
     const rec: SwapRecord = {
       time: new Date().toISOString(), pid: tgid, fd, from: formatSockaddr(rules[0].from), to: formatSockaddr(rules[0].to),
