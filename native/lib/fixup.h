@@ -40,6 +40,54 @@ _Static_assert(offsetof(struct ept_addfd, fd) == 0, "struct ept_addfd fd");
 _Static_assert(offsetof(struct ept_addfd, flags) == 4, "struct ept_addfd flags");
 _Static_assert(offsetof(struct ept_addfd, result) == 8, "struct ept_addfd result");
 
+/* What a socket is (ept_sock_probe): SO_TYPE/DOMAIN/PROTOCOL, F_GETFL flags,
+ * whether it has a peer, and its local port (AF_INET/AF_INET6). */
+struct ept_sockprobe {
+	int32_t type;
+	int32_t domain;
+	int32_t protocol;
+	int32_t flags;
+	int32_t connected;
+	int32_t local_port;
+};
+
+_Static_assert(sizeof(struct ept_sockprobe) == 24, "struct ept_sockprobe size");
+_Static_assert(offsetof(struct ept_sockprobe, type) == 0, "struct ept_sockprobe type");
+_Static_assert(offsetof(struct ept_sockprobe, domain) == 4, "struct ept_sockprobe domain");
+_Static_assert(offsetof(struct ept_sockprobe, protocol) == 8, "struct ept_sockprobe protocol");
+_Static_assert(offsetof(struct ept_sockprobe, flags) == 12, "struct ept_sockprobe flags");
+_Static_assert(offsetof(struct ept_sockprobe, connected) == 16, "struct ept_sockprobe connected");
+_Static_assert(offsetof(struct ept_sockprobe, local_port) == 20, "struct ept_sockprobe local_port");
+
+/* One socket option to read: getsockopt(level, name) of up to max bytes,
+ * only on sockets of this family and type (0: any). */
+struct ept_optspec {
+	int32_t level;
+	int32_t name;
+	int32_t max;
+	int32_t family;
+	int32_t type;
+};
+
+_Static_assert(sizeof(struct ept_optspec) == 20, "struct ept_optspec size");
+_Static_assert(offsetof(struct ept_optspec, level) == 0, "struct ept_optspec level");
+_Static_assert(offsetof(struct ept_optspec, name) == 4, "struct ept_optspec name");
+_Static_assert(offsetof(struct ept_optspec, max) == 8, "struct ept_optspec max");
+_Static_assert(offsetof(struct ept_optspec, family) == 12, "struct ept_optspec family");
+_Static_assert(offsetof(struct ept_optspec, type) == 16, "struct ept_optspec type");
+
+/* Its value: len bytes read, -errno, or EPT_OPT_SKIPPED (not for this socket). */
+struct ept_optval {
+	int32_t len;
+	uint8_t val[16];
+};
+
+#define EPT_OPT_SKIPPED (-100000)
+
+_Static_assert(sizeof(struct ept_optval) == 20, "struct ept_optval size");
+_Static_assert(offsetof(struct ept_optval, len) == 0, "struct ept_optval len");
+_Static_assert(offsetof(struct ept_optval, val) == 4, "struct ept_optval val");
+
 /* Run the requests in order; each gets its errno in ->result. Returns 0, or
  * -errno when the worker thread could not be started (no request ran there). */
 int ept_ctl_batch(struct ept_ctl *reqs, int n);
@@ -54,5 +102,11 @@ int ept_copies(int pid, int fd, int limit, int32_t *out, int max);
 
 /* IORING_REGISTER_FILES_UPDATE of slot in ring to fd; 0 or errno. */
 int ept_uring_update(int ring, unsigned slot, int fd);
+
+/* What fd is, and the value of each spec[i] into vals[i]; 0, or errno when fd is not a socket. */
+int ept_sock_probe(int fd, struct ept_sockprobe *out, const struct ept_optspec *spec, int n, struct ept_optval *vals);
+
+/* Read len bytes at addr of process pid (process_vm_readv): bytes read, or -errno. */
+long ept_read_mem(int pid, uint64_t addr, void *buf, uint64_t len);
 
 #endif

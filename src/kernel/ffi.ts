@@ -158,6 +158,10 @@ function bindFixup() {
       'int ept_swap(int listener, uint64_t id, int newfd, void *fds, int nfds, void *reqs, int nadd, int n)'),
     /** numbers below limit of pid holding the file at its fd (kcmp); count or -errno */
     ept_copies: fn<[number, number, number, Int32Array, number], number>(lib, 'int ept_copies(int pid, int fd, int limit, _Out_ int32_t *out, int max)'),
+    /** what a socket is (struct ept_sockprobe) and each struct ept_optspec's value (struct ept_optval); 0 or errno */
+    ept_sock_probe: fn<[number, Buffer, Buffer, number, Buffer], number>(lib, 'int ept_sock_probe(int fd, void *out, const void *spec, int n, void *vals)'),
+    /** process_vm_readv of len bytes at addr of pid into buf; bytes read or -errno */
+    ept_read_mem: fn<[number, bigint, Buffer, number], number | bigint>(lib, 'long ept_read_mem(int pid, uint64_t addr, void *buf, uint64_t len)'),
     /** IORING_REGISTER_FILES_UPDATE of one slot; 0 or errno */
     ept_uring_update: fn<[number, number, number], number>(lib, 'int ept_uring_update(int ring, unsigned int slot, int fd)'),
   };
@@ -237,6 +241,7 @@ export function takeLibbpfLog(): string[] {
 
 // ---- syscalls ---------------------------------------------------------------
 
+const SYS_tgkill = 234;
 const SYS_kcmp = 312;
 const SYS_pidfd_open = 434;
 const SYS_pidfd_getfd = 438;
@@ -263,6 +268,11 @@ export function kcmpEpollTfd(pid: number, fd: number, epollPid: number, epfd: nu
   slot.writeUInt32LE(tfd, 4);
   slot.writeUInt32LE(toff, 8);
   return kcmp(pid, epollPid, KCMP_EPOLL_TFD, fd, slot);
+}
+
+/** Is thread `tid` in process `tgid` now? tgkill(tgid, tid, 0): no signal is sent. */
+export function threadOf(tgid: number, tid: number): boolean {
+  return sys(SYS_tgkill, tgid, tid, 0) === 0;
 }
 
 /** pidfd_open flag (v6.9): a pidfd for one thread, whose fd table pidfd_getfd then reads. */

@@ -33,6 +33,13 @@ const REQ_SIZE = EPT_CTL.size;
 /** struct ept_addfd (native/lib/fixup.h) */
 export const EPT_ADDFD = { size: 16, fd: 0, flags: 4, result: 8 } as const;
 
+/** struct ept_sockprobe, ept_optspec, ept_optval (native/lib/fixup.h): what ept_sock_probe reads and writes */
+export const EPT_SOCKPROBE = { size: 24, type: 0, domain: 4, protocol: 8, flags: 12, connected: 16, local_port: 20 } as const;
+export const EPT_OPTSPEC = { size: 20, level: 0, name: 4, max: 8, family: 12, type: 16 } as const;
+export const EPT_OPTVAL = { size: 20, len: 0, val: 4 } as const;
+/** ept_optval.len of an option that does not apply to the socket (EPT_OPT_SKIPPED) */
+export const EPT_OPT_SKIPPED = -100000;
+
 /** Epoll fds of other processes, taken into this one for the length of a call. */
 class Epolls {
   private readonly taken: number[] = [];

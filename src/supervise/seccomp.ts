@@ -4,10 +4,11 @@
  * through the native poller (kernel/poller.ts), never on the event loop nor
  * libuv's thread pool.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { errnoName } from '../kernel/errors.js';
-import { closeFd, errno, libc } from '../kernel/ffi.js';
+import { closeFd, errno, fixupLib, libc, threadOf } from '../kernel/ffi.js';
+import { EPT_OPTSPEC, EPT_OPTVAL, EPT_SOCKPROBE } from './fixup.js';
 import { POLLERR, POLLHUP, POLLIN, POLLOUT, waitFd } from '../kernel/poller.js';
 import { AF_INET, AF_INET6, encodeSockaddr, type SockAddr } from './endpoint.js';
 
@@ -48,9 +49,14 @@ export function pollAsync(fd: number, events: number, timeoutMs: number): Promis
 }
 export { POLLERR, POLLHUP, POLLIN, POLLOUT };
 
+// Scratch buffers for the ioctls: every call is synchronous, so one each serves every call.
+const recvBuf = Buffer.alloc(80);
+const idBuf = Buffer.alloc(8);
+const sendBuf = Buffer.alloc(24);
+
 /** Receive one notification (the listener must be readable, or this blocks). */
 export function recvNotification(listenerFd: number): Notification | { errno: number } {
-  const b = Buffer.alloc(80);
+  const b = recvBuf.fill(0);
   if (c().ioctl(listenerFd, NOTIF_RECV, b) < 0) return { errno: errno() };
   const args: bigint[] = [];
   for (let i = 0; i < 6; i++) args.push(b.readBigUInt64LE(32 + i * 8));
@@ -81,14 +87,13 @@ export function errnoOf(err: unknown): number | undefined {
 
 /** Is the notification still pending (the caller has not died or been interrupted)? */
 export function notificationValid(listenerFd: number, id: bigint): boolean {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(id);
-  return c().ioctl(listenerFd, NOTIF_ID_VALID, b) === 0;
+  idBuf.writeBigUInt64LE(id);
+  return c().ioctl(listenerFd, NOTIF_ID_VALID, idBuf) === 0;
 }
 
 /** Answer a notification: the syscall returns `val`, or fails with `error` (positive errno), or continues in the kernel. */
 export function respond(listenerFd: number, id: bigint, r: { val?: number; error?: number; continue?: boolean }): number {
-  const b = Buffer.alloc(24);
+  const b = sendBuf;
   b.writeBigUInt64LE(id, 0);
   b.writeBigInt64LE(BigInt(r.val ?? 0), 8);
   b.writeInt32LE(r.error ? -Math.abs(r.error) : 0, 16);
@@ -117,34 +122,36 @@ export function addFdAt(listenerFd: number, id: bigint, srcFd: number, targetFd:
 export function readMemory(pid: number, addr: bigint, len: number): Buffer | undefined {
   if (len === 0) return Buffer.alloc(0);
   if (addr <= 0n || addr + BigInt(len) > 0x7fffffffffffn) return undefined;
-  let fd: number;
-  try {
-    fd = openSync(`/proc/${pid}/mem`, 'r');
-  } catch (err) {
-    // Out of fds is the supervisor's trouble, not a bad pointer of the caller's.
-    if (errnoOf(err) === EMFILE || errnoOf(err) === ENFILE) throw err;
-    return undefined;
-  }
-  try {
-    const b = Buffer.alloc(len);
-    const n = readSync(fd, b, 0, len, Number(addr));
-    return n === len ? b : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+  const b = Buffer.alloc(len);
+  // process_vm_readv: the same ptrace access check as /proc/PID/mem, in one system call.
+  return Number(fixupLib().ept_read_mem(pid, addr, b, len)) === len ? b : undefined;
 }
 
-/** Thread id -> process id (Tgid), or undefined if the thread is gone. */
+/** Threads seen lately -> their process: a thread connects again and again. */
+const tgids = new Map<number, number>();
+
+/**
+ * Thread id -> process id (Tgid), or undefined if the thread is gone. A
+ * remembered answer is checked with tgkill(tgid, tid, 0), which fails unless
+ * thread tid is in process tgid now (a reused thread id is read afresh).
+ */
 export function tgidOf(tid: number): number | undefined {
+  const known = tgids.get(tid);
+  if (known !== undefined && threadOf(known, tid)) return known;
+  tgids.delete(tid);
+  let tgid: number | undefined;
   try {
     const m = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
-    return m ? Number(m[1]) : undefined;
+    tgid = m ? Number(m[1]) : undefined;
   } catch (err) {
     if (errnoOf(err) === EMFILE || errnoOf(err) === ENFILE) throw err; // ours, not a vanished thread
     return undefined;
   }
+  if (tgid !== undefined) {
+    if (tgids.size >= 4096) tgids.delete(tgids.keys().next().value as number);
+    tgids.set(tid, tgid);
+  }
+  return tgid;
 }
 
 /** The close-on-exec flag of pid:fd (from /proc/PID/fdinfo "flags:", octal). */
@@ -161,8 +168,7 @@ export function fdCloexec(pid: number, fd: number): boolean {
 
 export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
-const SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDTIMEO = 21;
-const SO_PROTOCOL = 38, SO_DOMAIN = 39;
+const SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDTIMEO = 21;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 export const { EINPROGRESS, EIO, EINVAL, EFAULT, EBADF, ENOTSOCK, ETIMEDOUT, EINTR, ENOENT, EMFILE, ENFILE } = constants.errno;
 
@@ -170,12 +176,6 @@ function getInt(fd: number, level: number, name: number): number | undefined {
   const v = Buffer.alloc(4);
   const len = [4];
   return c().getsockopt(fd, level, name, v, len) === 0 ? v.readInt32LE(0) : undefined;
-}
-
-function getRaw(fd: number, level: number, name: number, size: number): Buffer | undefined {
-  const v = Buffer.alloc(size);
-  const len = [size];
-  return c().getsockopt(fd, level, name, v, len) === 0 ? v.subarray(0, len[0]) : undefined;
 }
 
 /** A socket option a program may set before connect(), carried over to a replacement. */
@@ -217,6 +217,7 @@ const OPTIONS: [number, number, string, Kind, number, number][] = [
   [IPPROTO_UDP, 104, 'UDP_GRO', 'int', 0, SOCK_DGRAM],
 ];
 const SIZE: Record<Kind, number> = { int: 4, timeval: 16, linger: 8, string: 16 };
+const SNDTIMEO = OPTIONS.findIndex((o) => o[0] === SOL_SOCKET && o[1] === SO_SNDTIMEO);
 
 function valueOf(kind: Kind, raw: Buffer): number {
   switch (kind) {
@@ -227,29 +228,65 @@ function valueOf(kind: Kind, raw: Buffer): number {
   }
 }
 
-function readOptions(fd: number, domain: number, type: number): SockOpt[] {
-  const out: SockOpt[] = [];
-  for (const [level, name, label, kind, fam, typ] of OPTIONS) {
-    if ((fam && fam !== domain) || (typ && typ !== type)) continue;
-    const raw = getRaw(fd, level, name, SIZE[kind]);
-    if (raw) out.push({ level, name, label, raw: kind === 'string' ? raw.subarray(0, valueOf(kind, raw)) : raw, value: valueOf(kind, raw) });
-  }
-  return out;
+/**
+ * One native call reads what a socket is and every option of OPTIONS
+ * (ept_sock_probe, native/lib/sock.c): the table is encoded once, and the
+ * values land in one buffer of struct ept_optval.
+ */
+const SPEC = (() => {
+  const b = Buffer.alloc(EPT_OPTSPEC.size * OPTIONS.length);
+  OPTIONS.forEach(([level, name, , kind, fam, typ], i) => {
+    const o = i * EPT_OPTSPEC.size;
+    b.writeInt32LE(level, o + EPT_OPTSPEC.level);
+    b.writeInt32LE(name, o + EPT_OPTSPEC.name);
+    b.writeInt32LE(SIZE[kind], o + EPT_OPTSPEC.max);
+    b.writeInt32LE(fam, o + EPT_OPTSPEC.family);
+    b.writeInt32LE(typ, o + EPT_OPTSPEC.type);
+  });
+  return b;
+})();
+const probeOut = Buffer.alloc(EPT_SOCKPROBE.size);
+const probeVals = Buffer.alloc(EPT_OPTVAL.size * OPTIONS.length);
+
+/** The bytes of option i in a values buffer, or undefined when it was not read. */
+function rawAt(vals: Buffer, i: number): Buffer | undefined {
+  const o = i * EPT_OPTVAL.size;
+  const len = vals.readInt32LE(o + EPT_OPTVAL.len);
+  return len < 0 ? undefined : vals.subarray(o + EPT_OPTVAL.val, o + EPT_OPTVAL.val + len);
+}
+
+/** Option i as a SockOpt (its own copy of the bytes), or undefined when it was not read. */
+function optionAt(vals: Buffer, i: number): SockOpt | undefined {
+  const at = rawAt(vals, i);
+  if (!at) return undefined;
+  const [level, name, label, kind] = OPTIONS[i];
+  const raw = Buffer.from(kind === 'string' ? at.subarray(0, valueOf(kind, at)) : at);
+  return { level, name, label, raw, value: valueOf(kind, at) };
+}
+
+/** Is option i the same in both values buffers (both unread, or the same bytes)? */
+function sameAt(a: Buffer, b: Buffer, i: number): boolean {
+  const o = i * EPT_OPTVAL.size;
+  const la = a.readInt32LE(o + EPT_OPTVAL.len), lb = b.readInt32LE(o + EPT_OPTVAL.len);
+  if (la < 0 || lb < 0) return la < 0 && lb < 0;
+  return la === lb && a.compare(b, o + EPT_OPTVAL.val, o + EPT_OPTVAL.val + lb, o + EPT_OPTVAL.val, o + EPT_OPTVAL.val + la) === 0;
 }
 
 /** What a fresh socket of each (domain, type) has, so only what the program changed is carried over. */
-const defaults = new Map<string, Map<string, string>>();
-function defaultsOf(domain: number, type: number): Map<string, string> {
+const defaults = new Map<string, Buffer>();
+function defaultsOf(domain: number, type: number): Buffer | undefined {
   const key = `${domain}/${type}`;
   let d = defaults.get(key);
   if (!d) {
-    d = new Map();
     const fd = c().socket(domain, type | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-      for (const o of readOptions(fd, domain, type)) d.set(o.label, o.raw.toString('hex'));
+    if (fd < 0) return undefined;
+    try {
+      const vals = Buffer.alloc(probeVals.length);
+      if (fixupLib().ept_sock_probe(fd, Buffer.alloc(EPT_SOCKPROBE.size), SPEC, OPTIONS.length, vals) !== 0) return undefined;
+      defaults.set(key, d = vals);
+    } finally {
       closeFd(fd);
     }
-    defaults.set(key, d);
   }
   return d;
 }
@@ -261,7 +298,7 @@ export interface SocketInfo {
   nonblock: boolean;
   connected: boolean;
   /** every option a caller may set before connect, as it is on this socket */
-  options: SockOpt[];
+  readonly options: SockOpt[];
   /** the options that differ from a fresh socket's: what a replacement gets */
   changed: SockOpt[];
   localPort: number;
@@ -271,22 +308,31 @@ export interface SocketInfo {
 
 /** What a socket is and how its owner set it up; undefined if fd is not a socket. */
 export function socketInfo(fd: number): SocketInfo | undefined {
-  const type = getInt(fd, SOL_SOCKET, SO_TYPE);
-  if (type === undefined) return undefined;
-  const domain = getInt(fd, SOL_SOCKET, SO_DOMAIN) ?? 0;
-  const protocol = getInt(fd, SOL_SOCKET, SO_PROTOCOL) ?? 0;
-  const flags = c().fcntl(fd, F_GETFL, 0);
-  const peer = Buffer.alloc(128);
-  const connected = c().getpeername(fd, peer, [128]) === 0;
-  const local = Buffer.alloc(128);
-  const llen = [128];
-  let localPort = 0;
-  if (c().getsockname(fd, local, llen) === 0 && (domain === AF_INET || domain === AF_INET6)) localPort = local.readUInt16BE(2);
-  const options = domain === AF_INET || domain === AF_INET6 ? readOptions(fd, domain, type) : [];
+  if (fixupLib().ept_sock_probe(fd, probeOut, SPEC, OPTIONS.length, probeVals) !== 0) return undefined;
+  const domain = probeOut.readInt32LE(EPT_SOCKPROBE.domain);
+  const type = probeOut.readInt32LE(EPT_SOCKPROBE.type);
   const base = defaultsOf(domain, type);
-  const changed = options.filter((o) => base.get(o.label) !== o.raw.toString('hex'));
-  const snd = options.find((o) => o.label === 'SO_SNDTIMEO');
-  return { domain, type, protocol, nonblock: (flags & O_NONBLOCK) !== 0, connected, options, changed, localPort, sndTimeoMs: snd?.value ?? 0 };
+  const changed: SockOpt[] = [];
+  for (let i = 0; i < OPTIONS.length; i++) {
+    if (base && sameAt(probeVals, base, i)) continue;
+    const o = optionAt(probeVals, i);
+    if (o) changed.push(o);
+  }
+  const snd = rawAt(probeVals, SNDTIMEO);
+  const vals = Buffer.from(probeVals); // for `options`, decoded only when asked for
+  let options: SockOpt[] | undefined;
+  return {
+    domain, type, changed,
+    protocol: probeOut.readInt32LE(EPT_SOCKPROBE.protocol),
+    nonblock: (probeOut.readInt32LE(EPT_SOCKPROBE.flags) & O_NONBLOCK) !== 0,
+    connected: probeOut.readInt32LE(EPT_SOCKPROBE.connected) !== 0,
+    localPort: probeOut.readInt32LE(EPT_SOCKPROBE.local_port),
+    sndTimeoMs: snd ? valueOf('timeval', snd) : 0,
+    get options() {
+      options ??= OPTIONS.map((_o, i) => optionAt(vals, i)).filter((o): o is SockOpt => o !== undefined);
+      return options;
+    },
+  };
 }
 
 /**
