@@ -201,6 +201,15 @@ function uringUpdate(tgid: number, ringFd: number, slot: number, newFd: number):
 }
 
 export async function replaceFd(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): Promise<ReplaceResult> {
+  return replaceFdNow(target, newFd, opts);
+}
+
+/**
+ * replaceFd, done before it returns: the supervisor swaps and answers in one
+ * synchronous run, so no other notification's work (and none of its fds)
+ * comes in between.
+ */
+export function replaceFdNow(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): ReplaceResult {
   const t0 = process.hrtime.bigint();
   const tgid = opts.tgid ?? tgidOf(target.pid);
   if (tgid === undefined) throw new NoSuchProcessError(`no process ${tgid ?? target.pid}`);
@@ -222,7 +231,7 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
         .filter((n) => n !== target.fd)];
     let regs: Membership[] = [];
     let source: ReplaceResult['source'] = 'none';
-    let cloexec = opts.cloexec;
+    let cloexec = opts.cloexec ?? refs?.cloexec;
     const l0 = process.hrtime.bigint();
     if (fixup) {
       const all = opts.tracker ? opts.tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);

@@ -10,7 +10,7 @@ import { existsSync, fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
 import { closeFd, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
-import { replaceFd, ReplaceError, type SharedCopy, type UringSlot } from './replace.js';
+import { replaceFdNow, ReplaceError, type SharedCopy, type UringSlot } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   SOCK_DGRAM, SOCK_STREAM,
@@ -332,7 +332,7 @@ export class Supervisor extends EventEmitter {
         rec.error = 'the caller was interrupted or went away before the swap: nothing was installed';
         return;
       }
-      const r = await replaceFd({ listenerFd, id: n.id, pid: table, fd }, fresh, {
+      const r = replaceFdNow({ listenerFd, id: n.id, pid: table, fd }, fresh, {
         tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid: table, copies: this.copies,
       });
       const freshIno = fstatSync(fresh, { bigint: true }).ino;
@@ -350,7 +350,7 @@ export class Supervisor extends EventEmitter {
       if (r.kept) rec.kept = r.kept;
       if (r.uring.length) rec.uring = r.uring;
       if (r.failedCopies.length) rec.error = `not replaced at ${r.failedCopies.map((x) => `fd ${x.fd} (errno ${x.errno})`).join(', ')}`;
-      await this.beforeAnswer?.(tgid);
+      if (this.beforeAnswer) await this.beforeAnswer(tgid);
       this.answer(listenerFd, n, rec, key, freshIno, result);
     } catch (err) {
       if (err instanceof ReplaceError) fail(err.errno, err.message);

@@ -284,13 +284,13 @@ export class Tracker {
    * it, and the scan stopped at the last copy. False when it cannot be sure
    * (other references, or no lookup program: v6.2+).
    */
-  references(pid: number, fd: number, outside = 0): { fds: number[]; refs?: number; alone: boolean } {
+  references(pid: number, fd: number, outside = 0): { fds: number[]; refs?: number; alone: boolean; cloexec?: boolean } {
     this.assertOpen();
     checkRange(pid, fd);
     if (!this.sys) return { fds: copiesFromProc(pid, fd), alone: false };
     const a = this.sysRun(SYS_OP.copies, pid, fd, false, outside);
     const fds = a.items.map((it) => it.tfd).sort((x, y) => x - y);
-    return { fds, refs: a.hdr.refs, alone: a.hdr.refs === fds.length + outside };
+    return { fds, refs: a.hdr.refs, alone: a.hdr.refs === fds.length + outside, cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0 };
   }
 
   private link(pid: number, fresh: boolean): Pointer {
