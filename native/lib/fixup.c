@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -273,12 +274,22 @@ int ept_ctl_batch(struct ept_ctl *reqs, int n)
  * reqs[nadd..n). An ADD that fails undoes the ones before it (returns 1); an
  * ADDFD that fails at the first number undoes the ADDs (returns 2); 0 when
  * everything ran (each result in place). -errno when no worker could run it.
+ * With addrlen, newfd is first connected to addr (a non-blocking socket: 0 or
+ * EINPROGRESS into *connect_err); a connect that fails returns 3, nothing done.
  */
-int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n)
+int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n,
+	     const void *addr, uint32_t addrlen, int32_t *connect_err)
 {
 	struct job j = { .listener = listener, .id = id, .newfd = newfd, .fds = fds, .nfds = nfds, .reqs = reqs, .nadd = nadd, .n = n };
-	int r = run(&j);
+	int r;
 
+	if (addrlen) {
+		/* A non-blocking caller's connect, made here so that the whole swap is one call off the event loop. */
+		*connect_err = connect(newfd, addr, addrlen) ? errno : 0;
+		if (*connect_err && *connect_err != EINPROGRESS)
+			return 3;
+	}
+	r = run(&j);
 	return r < 0 ? r : j.stage;
 }
 

@@ -92,10 +92,13 @@ _Static_assert(offsetof(struct ept_optval, val) == 4, "struct ept_optval val");
  * -errno when the worker thread could not be started (no request ran there). */
 int ept_ctl_batch(struct ept_ctl *reqs, int n);
 
-/* The swap in one call: ADD reqs[0..nadd), ADDFD+SETFD of newfd at each fds[i]
- * on notification id, DEL reqs[nadd..n). 0 done, 1 an ADD failed, 2 the first
- * ADDFD failed (both undone), -errno when no worker could run it. */
-int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n);
+/* The swap in one call: connect newfd to addr when addrlen (its errno, 0 or
+ * EINPROGRESS, into *connect_err), ADD reqs[0..nadd), ADDFD+SETFD of newfd at
+ * each fds[i] on notification id, DEL reqs[nadd..n). 0 done, 1 an ADD failed,
+ * 2 the first ADDFD failed (both undone), 3 the connect failed (nothing done),
+ * -errno when no worker could run it. */
+int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n,
+	     const void *addr, uint32_t addrlen, int32_t *connect_err);
 
 /* Numbers below limit of process pid holding the file at its fd (kcmp); count or -errno. */
 int ept_copies(int pid, int fd, int limit, int32_t *out, int max);

@@ -82,14 +82,69 @@ function encode(reqs: CtlRequest[], eps: Epolls, results: number[]): Buffer {
 export interface InstallAt { fd: number; cloexec: boolean }
 
 export interface SwapOutcome {
-  /** 0: done; 1: an ADD failed (see adds), nothing changed; 2: the first ADDFD failed (see installs), nothing changed */
-  stage: 0 | 1 | 2;
+  /**
+   * 0: done; 1: an ADD failed (see adds), nothing changed; 2: the first ADDFD
+   * failed (see installs), nothing changed; 3: the connect failed (connectErr), nothing done
+   */
+  stage: 0 | 1 | 2 | 3;
   /** errno per ADD request */
   adds: number[];
   /** errno per number installed at */
   installs: number[];
   /** errno per DEL request */
   dels: number[];
+  /** with `connectTo`: the connect's errno (0, or EINPROGRESS for a connect under way) */
+  connectErr?: number;
+}
+
+/** A swap as ept_swap takes it. */
+export interface SwapRequest {
+  listenerFd: number;
+  id: bigint;
+  newFd: number;
+  at: InstallAt[];
+  adds: CtlRequest[];
+  dels: CtlRequest[];
+  /** connect newFd (non-blocking) to this address first, in the same native call */
+  connectTo?: Buffer;
+}
+
+/** The buffers of one ept_swap call, encoded; `done` is set when an epoll could not be taken. */
+interface Encoded { eps: Epolls; buf: Buffer; fds: Buffer; results: number[]; err: Buffer; done?: SwapOutcome }
+
+function encodeSwap(r: SwapRequest): Encoded {
+  const eps = new Epolls();
+  const all = [...r.adds, ...r.dels];
+  const results = new Array<number>(all.length).fill(0);
+  const buf = encode(all, eps, results);
+  const fds = Buffer.alloc(EPT_ADDFD.size * Math.max(1, r.at.length));
+  r.at.forEach((a, i) => {
+    fds.writeInt32LE(a.fd, i * EPT_ADDFD.size + EPT_ADDFD.fd);
+    fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
+  });
+  const e: Encoded = { eps, buf, fds, results, err: Buffer.alloc(4) };
+  if (results.some((x, i) => x !== 0 && i < r.adds.length)) {
+    e.done = { stage: 1, adds: results.slice(0, r.adds.length), installs: r.at.map(() => 0), dels: r.dels.map(() => 0) };
+  }
+  return e;
+}
+
+function decodeSwap(r: SwapRequest, e: Encoded, rc: number): SwapOutcome {
+  if (rc < 0) throw new EpolltrackError(`the fix-up worker could not start: errno ${-rc}`);
+  const n = r.adds.length + r.dels.length;
+  for (let i = 0; i < n; i++) if (!e.results[i]) e.results[i] = e.buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
+  const out: SwapOutcome = {
+    stage: rc as SwapOutcome['stage'],
+    adds: e.results.slice(0, r.adds.length),
+    installs: r.at.map((_a, i) => (rc === 3 ? 0 : e.fds.readInt32LE(i * EPT_ADDFD.size + EPT_ADDFD.result))),
+    dels: e.results.slice(r.adds.length),
+  };
+  if (r.connectTo) out.connectErr = e.err.readInt32LE(0);
+  return out;
+}
+
+function args(r: SwapRequest, e: Encoded): [number, bigint, number, Buffer, number, Buffer, number, number, Buffer | null, number, Buffer] {
+  return [r.listenerFd, r.id, r.newFd, e.fds, r.at.length, e.buf, r.adds.length, r.adds.length + r.dels.length, r.connectTo ?? null, r.connectTo?.length ?? 0, e.err];
 }
 
 /**
@@ -97,31 +152,37 @@ export interface SwapOutcome {
  * `newFd` at each of `at` on notification `id`, then DEL (old file, N) per
  * `dels`. A failing ADD or first ADDFD undoes the ADDs before it.
  */
-export function swapFile(listenerFd: number, id: bigint, newFd: number, at: InstallAt[], adds: CtlRequest[], dels: CtlRequest[]): SwapOutcome {
-  const eps = new Epolls();
+export function swapFile(r: SwapRequest): SwapOutcome {
+  const e = encodeSwap(r);
   try {
-    const all = [...adds, ...dels];
-    const results = new Array<number>(all.length).fill(0);
-    const buf = encode(all, eps, results);
-    const bad = results.findIndex((e, i) => e !== 0 && i < adds.length);
-    if (bad >= 0) return { stage: 1, adds: results.slice(0, adds.length), installs: at.map(() => 0), dels: dels.map(() => 0) };
-    const fds = Buffer.alloc(EPT_ADDFD.size * Math.max(1, at.length));
-    at.forEach((a, i) => {
-      fds.writeInt32LE(a.fd, i * EPT_ADDFD.size + EPT_ADDFD.fd);
-      fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
-    });
-    const rc = fixupLib().ept_swap(listenerFd, id, newFd, fds, at.length, buf, adds.length, all.length);
-    if (rc < 0) throw new EpolltrackError(`the fix-up worker could not start: errno ${-rc}`);
-    for (let i = 0; i < all.length; i++) if (!results[i]) results[i] = buf.readUInt32LE(i * REQ_SIZE + EPT_CTL.result);
-    return {
-      stage: rc as 0 | 1 | 2,
-      adds: results.slice(0, adds.length),
-      installs: at.map((_a, i) => fds.readInt32LE(i * EPT_ADDFD.size + EPT_ADDFD.result)),
-      dels: results.slice(adds.length),
-    };
+    return e.done ?? decodeSwap(r, e, fixupLib().ept_swap(...args(r, e)));
   } finally {
-    eps.close();
+    e.eps.close();
   }
+}
+
+/**
+ * swapFile on a thread of libuv's pool: SECCOMP_IOCTL_NOTIF_ADDFD returns only
+ * once the caller's thread has run and installed the file, and the event loop
+ * serves other notifications meanwhile.
+ */
+export function swapFileAsync(r: SwapRequest): Promise<SwapOutcome> {
+  const e = encodeSwap(r);
+  if (e.done) {
+    e.eps.close();
+    return Promise.resolve(e.done);
+  }
+  return new Promise<SwapOutcome>((resolve, reject) => {
+    fixupLib().ept_swap.async(...args(r, e), (err: unknown, rc: number) => {
+      e.eps.close();
+      if (err) return reject(err instanceof Error ? err : new EpolltrackError(String(err)));
+      try {
+        resolve(decodeSwap(r, e, rc));
+      } catch (x) {
+        reject(x);
+      }
+    });
+  });
 }
 
 /** Run the requests in order; returns an errno per request (0 for success). */

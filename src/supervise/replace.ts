@@ -25,7 +25,9 @@
 import { constants } from 'node:os';
 import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
-import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, uringUpdate as ringUpdate, type CtlRequest } from './fixup.js';
+import {
+  EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, swapFileAsync, uringUpdate as ringUpdate, type CtlRequest, type SwapOutcome, type SwapRequest,
+} from './fixup.js';
 import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { fdCloexec, tgidOf } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
@@ -200,20 +202,70 @@ function uringUpdate(tgid: number, ringFd: number, slot: number, newFd: number):
   }
 }
 
+/** Steps 1-2 decided: what the one native call does, and what the result reports. */
+interface Plan {
+  t0: bigint;
+  tgid: number;
+  oldCopy: number;
+  /** the old file's copy is ours to close */
+  ownOld: boolean;
+  alone: boolean;
+  numbers: number[];
+  mine: Membership[];
+  shared: SharedCopy[];
+  kept: number;
+  source: ReplaceResult['source'];
+  lookupMicros: number;
+  request: SwapRequest;
+}
+
 export async function replaceFd(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): Promise<ReplaceResult> {
-  return replaceFdNow(target, newFd, opts);
+  const plan = planReplace(target, newFd, opts);
+  try {
+    return finishReplace(plan, await swapFileAsync(plan.request), newFd, opts);
+  } finally {
+    if (plan.ownOld) closeFd(plan.oldCopy);
+  }
 }
 
 /**
- * replaceFd, done before it returns: the supervisor swaps and answers in one
- * synchronous run, so no other notification's work (and none of its fds)
- * comes in between.
+ * replaceFd, done before it returns (ADDFD waits on the calling thread for the
+ * caller to install the file): no other work comes in between.
  */
 export function replaceFdNow(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): ReplaceResult {
+  const plan = planReplace(target, newFd, opts);
+  try {
+    return finishReplace(plan, swapFile(plan.request), newFd, opts);
+  } finally {
+    if (plan.ownOld) closeFd(plan.oldCopy);
+  }
+}
+
+/**
+ * The supervisor's swap for a non-blocking caller: the lookups here, then the
+ * replacement's connect and the swap in one native call on libuv's pool (the
+ * event loop serves other notifications while ADDFD waits for the caller).
+ * A connect that fails is a ReplaceError with its errno; `connectErr` is 0 or
+ * EINPROGRESS otherwise.
+ */
+export async function connectAndReplace(target: ReplaceTarget, newFd: number, to: Buffer, opts: ReplaceOptions = {}): Promise<ReplaceResult & { connectErr: number }> {
+  const plan = planReplace(target, newFd, opts);
+  try {
+    plan.request.connectTo = to;
+    const out = await swapFileAsync(plan.request);
+    if (out.stage === 3) throw new ReplaceError(`connect failed: ${errnoName(out.connectErr ?? EINVAL)}`, out.connectErr ?? EINVAL);
+    return { ...finishReplace(plan, out, newFd, opts), connectErr: out.connectErr ?? 0 };
+  } finally {
+    if (plan.ownOld) closeFd(plan.oldCopy);
+  }
+}
+
+function planReplace(target: ReplaceTarget, newFd: number, opts: ReplaceOptions): Plan {
   const t0 = process.hrtime.bigint();
   const tgid = opts.tgid ?? tgidOf(target.pid);
   if (tgid === undefined) throw new NoSuchProcessError(`no process ${tgid ?? target.pid}`);
   let oldCopy = opts.oldFd ?? -1;
+  const ownOld = oldCopy < 0;
   try {
     // 1. Keep the old file alive until we are done with it; find its copies and registrations.
     if (oldCopy < 0) {
@@ -267,38 +319,46 @@ export function replaceFdNow(target: ReplaceTarget, newFd: number, opts: Replace
       op, epoll: { pid: m.epollPid, fd: m.epfd }, file, tfd: m.tfd, events: op === EPOLL_CTL_ADD ? m.events : 0, data: op === EPOLL_CTL_ADD ? m.data : 0n,
     });
     const at = numbers.map((n) => ({ fd: n, cloexec: n === target.fd ? cloexec! : fdCloexec(tgid, n) }));
-    const out = swapFile(target.listenerFd, target.id, newFd, at,
-      mine.map((m) => ctl(EPOLL_CTL_ADD, newFd, m)), dels.map((m) => ctl(EPOLL_CTL_DEL, oldCopy, m)));
-    if (out.stage === 1) {
-      const i = out.adds.findIndex((e) => e !== 0);
-      const m = mine[i];
-      throw new ReplaceError(`cannot move the epoll registration of fd ${m.tfd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(out.adds[i])}`, out.adds[i]);
-    }
-    if (out.stage === 2) {
-      const e = out.installs[0];
-      // ENOENT: the notification is gone. ESRCH: the caller was interrupted (a signal, kernels
-      // without WAIT_KILLABLE_RECV) while the ADDFD waited for it; the kernel fails pending ADDFDs so.
-      throw new ReplaceError(e === ENOENT || e === ESRCH
-        ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
-        : `SECCOMP_IOCTL_NOTIF_ADDFD failed: ${errnoName(e)}`, e === ENOENT ? ESRCH : e);
-    }
-    for (const m of mine) opts.tracker?.noteEpoll(m.epollPid, m.epfd);
-
-    // 5. io_uring fixed files holding the old file.
-    const uring: UringSlot[] = [];
-    if (opts.copies !== false && !alone) {
-      for (const u of uringSlots(tgid, fstatSync(oldCopy, { bigint: true }).ino)) {
-        const e = uringUpdate(tgid, u.ringFd, u.slot, newFd);
-        uring.push(e ? { ...u, updated: false, errno: e } : { ...u, updated: true });
-      }
-    }
-    return {
-      moved: mine, source, micros: Number(process.hrtime.bigint() - t0) / 1000, lookupMicros,
-      copies: numbers.filter((_n, i) => out.installs[i] === 0),
-      failedCopies: numbers.map((fd, i) => ({ fd, errno: out.installs[i] })).filter((x) => x.errno !== 0),
-      shared, kept, uring,
+    const request: SwapRequest = {
+      listenerFd: target.listenerFd, id: target.id, newFd, at,
+      adds: mine.map((m) => ctl(EPOLL_CTL_ADD, newFd, m)), dels: dels.map((m) => ctl(EPOLL_CTL_DEL, oldCopy, m)),
     };
-  } finally {
-    if (opts.oldFd === undefined) closeFd(oldCopy);
+    return { t0, tgid, oldCopy, ownOld, alone, numbers, mine, shared, kept, source, lookupMicros, request };
+  } catch (err) {
+    if (ownOld) closeFd(oldCopy);
+    throw err;
   }
+}
+
+function finishReplace(plan: Plan, out: SwapOutcome, newFd: number, opts: ReplaceOptions): ReplaceResult {
+  const { tgid, mine, numbers } = plan;
+  if (out.stage === 1) {
+    const i = out.adds.findIndex((e) => e !== 0);
+    const m = mine[i];
+    throw new ReplaceError(`cannot move the epoll registration of fd ${m.tfd} (epoll fd ${m.epfd} of process ${m.epollPid}): ${whyAdd(out.adds[i])}`, out.adds[i]);
+  }
+  if (out.stage === 2) {
+    const e = out.installs[0];
+    // ENOENT: the notification is gone. ESRCH: the caller was interrupted (a signal, kernels
+    // without WAIT_KILLABLE_RECV) while the ADDFD waited for it; the kernel fails pending ADDFDs so.
+    throw new ReplaceError(e === ENOENT || e === ESRCH
+      ? 'the seccomp notification is gone (the caller died or was interrupted): nothing was installed'
+      : `SECCOMP_IOCTL_NOTIF_ADDFD failed: ${errnoName(e)}`, e === ENOENT ? ESRCH : e);
+  }
+  for (const m of mine) opts.tracker?.noteEpoll(m.epollPid, m.epfd);
+
+  // 5. io_uring fixed files holding the old file.
+  const uring: UringSlot[] = [];
+  if (opts.copies !== false && !plan.alone) {
+    for (const u of uringSlots(tgid, fstatSync(plan.oldCopy, { bigint: true }).ino)) {
+      const e = uringUpdate(tgid, u.ringFd, u.slot, newFd);
+      uring.push(e ? { ...u, updated: false, errno: e } : { ...u, updated: true });
+    }
+  }
+  return {
+    moved: mine, source: plan.source, micros: Number(process.hrtime.bigint() - plan.t0) / 1000, lookupMicros: plan.lookupMicros,
+    copies: numbers.filter((_n, i) => out.installs[i] === 0),
+    failedCopies: numbers.map((fd, i) => ({ fd, errno: out.installs[i] })).filter((x) => x.errno !== 0),
+    shared: plan.shared, kept: plan.kept, uring,
+  };
 }

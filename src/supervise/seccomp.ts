@@ -374,8 +374,12 @@ export function setNonblock(fd: number, on: boolean): void {
   c().fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
 }
 
-/** A new non-blocking socket of `type` connecting to `to`: returns fd, 0 / EINPROGRESS / errno, and the options not carried over. */
-export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
+/**
+ * A new non-blocking socket for a connect to `to`, set up like `like` (its
+ * options carried over, bound to its local port if it had one): fd or -1,
+ * the socket() errno, and the options not carried over. Not connected yet.
+ */
+export function replacementSocket(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
   const type = like?.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
   const fd = c().socket(to.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return { fd: -1, err: errno(), unset: [] };
@@ -385,7 +389,17 @@ export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err
     const any = encodeSockaddr({ family: to.family, ip: to.family === AF_INET ? '0.0.0.0' : '::', port: bindPort });
     c().bind(fd, any, any.length); // best effort: the caller's port may be taken in this namespace
   }
+  return { fd, err: 0, unset };
+}
+
+/** Connect a (non-blocking) socket: 0, EINPROGRESS or errno. */
+export function connectTo(fd: number, to: SockAddr): number {
   const a = encodeSockaddr(to);
-  const r = c().connect(fd, a, a.length);
-  return { fd, err: r === 0 ? 0 : errno(), unset };
+  return c().connect(fd, a, a.length) === 0 ? 0 : errno();
+}
+
+/** A new non-blocking socket of `type` connecting to `to`: returns fd, 0 / EINPROGRESS / errno, and the options not carried over. */
+export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
+  const s = replacementSocket(to, like);
+  return s.fd < 0 ? s : { ...s, err: connectTo(s.fd, to) };
 }

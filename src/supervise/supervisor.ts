@@ -8,14 +8,14 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
-import { closeFd, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
+import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
-import { replaceFdNow, ReplaceError, type SharedCopy, type UringSlot } from './replace.js';
+import { connectAndReplace, replaceFd, ReplaceError, type ReplaceResult, type SharedCopy, type UringSlot } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   SOCK_DGRAM, SOCK_STREAM,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
-  socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
+  encodeSockaddr, replacementSocket, socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 
@@ -74,6 +74,13 @@ function outOfFds(e: number): string {
 
 const SOCKADDR_MAX = 128; // sizeof(struct sockaddr_storage): the kernel's bound too
 
+/**
+ * Swaps under way at once (each holds the old file, its replacement and the
+ * epolls it moves): enough for the event loop to prepare the next swaps while
+ * SECCOMP_IOCTL_NOTIF_ADDFD waits for a caller to run and install its file.
+ */
+const MAX_ACTIVE = 4;
+
 export class Supervisor extends EventEmitter {
   private readonly redirects: Redirect[];
   private readonly fixup: boolean;
@@ -82,6 +89,12 @@ export class Supervisor extends EventEmitter {
   private readonly beforeAnswer?: (pid: number) => void | Promise<void>;
   private readonly copies: boolean;
   private readonly busy = new Map<string, Promise<void>>();
+  /** per fd table: the tail of its queue of swaps (lockTable) */
+  private readonly tables = new Map<number, Promise<void>>();
+  /** swaps holding their fd table, and the serve loop waiting for that to drop below MAX_ACTIVE */
+  private active = 0;
+  private readonly roomWaiters: (() => void)[] = [];
+  private readonly encoded = new WeakMap<SockAddr, Buffer>();
   /** sockets we installed: `${tgid}:${fd}` -> inode, so a second connect on them goes to the kernel */
   private readonly installed = new Map<string, bigint>();
   /**
@@ -127,6 +140,11 @@ export class Supervisor extends EventEmitter {
       }
       // Take every pending notification now; each is handled on its own.
       do {
+        if (this.active >= MAX_ACTIVE) {
+          await this.room();
+          // Still something to receive? (its caller may have gone meanwhile, and a receive would block)
+          if (this.stopped || !(readyNow(listenerFd, POLLIN) & POLLIN)) break;
+        }
         const n = recvNotification(listenerFd);
         if ('errno' in n) {
           if (n.errno === ENOENT || n.errno === EINTR) continue; // the caller went away before we received it
@@ -153,6 +171,42 @@ export class Supervisor extends EventEmitter {
 
   close(): void {
     this.stop();
+  }
+
+  /**
+   * Wait for fd table `table` to be free, and hold it: returns the release
+   * (which is idempotent). Holders are counted: the serve loop takes no new
+   * notification while MAX_ACTIVE swaps are under way, so the fds they hold stay few.
+   */
+  private async lockTable(table: number): Promise<() => void> {
+    const prev = this.tables.get(table);
+    let release = () => {};
+    const mine = new Promise<void>((r) => { release = r; });
+    const tail = prev ? prev.then(() => mine) : mine;
+    this.tables.set(table, tail);
+    if (prev) await prev;
+    this.active++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      release();
+      if (this.tables.get(table) === tail) this.tables.delete(table);
+      this.active--;
+      this.roomWaiters.shift()?.();
+    };
+  }
+
+  /** Until fewer than MAX_ACTIVE swaps are under way. */
+  private async room(): Promise<void> {
+    while (this.active >= MAX_ACTIVE) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  /** The encoded sockaddr of a rule's target (made once per rule). */
+  private sockaddr(to: SockAddr): Buffer {
+    let b = this.encoded.get(to);
+    if (!b) this.encoded.set(to, b = encodeSockaddr(to));
+    return b;
   }
 
   /** An error while serving: to `onError`, or to 'error' listeners; never thrown at the loop. */
@@ -266,6 +320,10 @@ export class Supervisor extends EventEmitter {
       rec.errno = errnoValue;
       rec.error = e ? `${why} (and the answer could not be sent: errno ${e})` : why;
     };
+    // One swap at a time per fd table, from taking the old file to the swap's end: the
+    // lookups see the table as the swap before left it (the lock is let go while a
+    // blocking caller's connect is under way).
+    let unlock = await this.lockTable(table);
     try {
       old = takeFd(table, fd);
       if (old === -EMFILE || old === -ENFILE) return fail(-old, outOfFds(-old));
@@ -303,16 +361,35 @@ export class Supervisor extends EventEmitter {
       if (rule.proto === 'udp') rec.proto = 'udp';
 
       // The replacement: made here, in the supervisor's network namespace, set up like the caller's.
-      const c = startConnect(rule.to, info);
-      fresh = c.fd;
-      if (c.unset.length) rec.unset = c.unset;
-      if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
-      if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
       let result: { val?: number; error?: number } = { val: 0 };
-      if (!info.nonblock) {
+      let r: ReplaceResult;
+      const target = { listenerFd, id: n.id, pid: table, fd };
+      const replaceOpts = { tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid: table, copies: this.copies };
+      if (info.nonblock) {
+        // Its connect, ADD, ADDFD and DEL in one native call off the event loop.
+        const s = replacementSocket(rule.to, info);
+        fresh = s.fd;
+        if (s.unset.length) rec.unset = s.unset;
+        if (fresh < 0) return fail(s.err, `socket() failed: errno ${s.err}`);
+        const done = await connectAndReplace(target, fresh, this.sockaddr(rule.to), replaceOpts);
+        if (done.connectErr === EINPROGRESS) result = { error: EINPROGRESS };
+        r = done;
+      } else {
+        const c = startConnect(rule.to, info);
+        fresh = c.fd;
+        if (c.unset.length) rec.unset = c.unset;
+        if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
+        if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
         // A blocking caller gets the final result, or EINPROGRESS once its SO_SNDTIMEO has passed (as the kernel does).
+        // Other swaps of this fd table go on meanwhile.
         const limit = info.sndTimeoMs > 0 ? Math.min(info.sndTimeoMs, this.timeout) : this.timeout;
-        if (c.err === EINPROGRESS && !(await this.connected(listenerFd, n.id, fresh, limit))) {
+        let ok = c.err !== EINPROGRESS;
+        if (!ok) {
+          unlock();
+          ok = await this.connected(listenerFd, n.id, fresh, limit);
+          unlock = await this.lockTable(table);
+        }
+        if (!ok) {
           if (!notificationValid(listenerFd, n.id)) {
             rec.error = 'caller went away while connecting';
             return;
@@ -325,16 +402,20 @@ export class Supervisor extends EventEmitter {
           finishConnect(fresh, rule.to);
         }
         setNonblock(fresh, false);
-      } else if (c.err === EINPROGRESS) {
-        result = { error: EINPROGRESS };
+        if (!notificationValid(listenerFd, n.id)) {
+          rec.error = 'the caller was interrupted or went away before the swap: nothing was installed';
+          return;
+        }
+        if (kcmp(table, process.pid, KCMP_FILE, fd, old) !== 0) {
+          // Another swap gave this number a new file while the connect went on (a copy of the same
+          // socket, connected by another thread): the kernel answers, on what the number holds now.
+          respond(listenerFd, n.id, { continue: true });
+          rec.result = 'swapped';
+          rec.error = `fd ${fd} got another file while connecting: left to the kernel`;
+          return;
+        }
+        r = await replaceFd(target, fresh, replaceOpts);
       }
-      if (!notificationValid(listenerFd, n.id)) {
-        rec.error = 'the caller was interrupted or went away before the swap: nothing was installed';
-        return;
-      }
-      const r = replaceFdNow({ listenerFd, id: n.id, pid: table, fd }, fresh, {
-        tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid: table, copies: this.copies,
-      });
       const freshIno = fstatSync(fresh, { bigint: true }).ino;
       for (const k of r.copies) this.installed.set(`${table}:${k}`, freshIno);
       this.sweep();
@@ -356,6 +437,7 @@ export class Supervisor extends EventEmitter {
       if (err instanceof ReplaceError) fail(err.errno, err.message);
       else fail(errnoOf(err) ?? EINVAL, (err as Error).message);
     } finally {
+      unlock();
       closeFd(fresh);
       closeFd(old);
       rec.micros = Number(process.hrtime.bigint() - t0) / 1000;
