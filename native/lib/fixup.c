@@ -41,7 +41,7 @@ struct job {
 	int stage;       /* out: 0 done, 1 an ADD failed, 2 the first ADDFD failed */
 };
 
-static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one worker job at a time */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct job *pending;
@@ -215,25 +215,31 @@ static void raise_nofile(void)
 	}
 }
 
+static pthread_once_t nofile_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Jobs whose numbers are all free here run at once, on the calling thread,
+ * concurrently with each other (each holds the numbers it reserved, and the
+ * supervisor sends one job per fd table at a time). A job that finds a
+ * number taken goes to the worker, one at a time.
+ */
 static int run(struct job *j)
 {
 	static int started;
 	int held[64], nheld = 0, err = 0;
 
-	pthread_mutex_lock(&call_lock);
-	if (!started)
-		raise_nofile();
+	pthread_once(&nofile_once, raise_nofile);
 	if (j->n <= 64 && reserve(j, held, &nheld) == 0) {
 		struct place here = { .pidfd = -1 };
 
 		run_job(&here, j);
 		for (int k = 0; k < nheld; k++)
 			close(held[k]);
-		pthread_mutex_unlock(&call_lock);
 		return 0;
 	}
 	for (int k = 0; k < nheld; k++)
 		close(held[k]);
+	pthread_mutex_lock(&call_lock);
 	if (!started) {
 		pthread_t t;
 
