@@ -9,6 +9,9 @@
  *   badfd     connect on fd 999 (EBADF)
  *   block     a plain blocking connect (for hang tests; prints when it returns)
  *   race      two threads connect the same socket at once (prints two lines)
+ *   racedup   two threads connect one socket at once, through two numbers (fd
+ *             and its dup): two lines, then whether both numbers still hold one
+ *             file and it is connected ({"mode":"after","same":1,"peer":1})
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,17 +23,21 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static int race_fd;
+static int race_fd[2];
 static struct sockaddr_in race_addr;
+static pthread_barrier_t race_start;
 
 static void *race(void *arg)
 {
-	int r = connect(race_fd, (struct sockaddr *)&race_addr, sizeof(race_addr));
+	int fd = race_fd[(long)arg], r;
 
-	printf("{\"mode\":\"race\",\"ret\":%d,\"errno\":\"%s\",\"ms\":0}\n", r, r ? strerrorname_np(errno) : "");
+	pthread_barrier_wait(&race_start);
+	r = connect(fd, (struct sockaddr *)&race_addr, sizeof(race_addr));
+	printf("{\"mode\":\"race\",\"fd\":%d,\"ret\":%d,\"errno\":\"%s\",\"ms\":0}\n", fd, r, r ? strerrorname_np(errno) : "");
 	fflush(stdout);
 	return arg;
 }
@@ -48,15 +55,26 @@ int main(int argc, char **argv)
 	inet_pton(AF_INET, argv[2], &a.sin_addr);
 	a.sin_port = htons(atoi(argv[3]));
 	s = socket(AF_INET, SOCK_STREAM, 0);
-	if (!strcmp(mode, "race")) {
+	if (!strcmp(mode, "race") || !strcmp(mode, "racedup")) {
 		pthread_t t[2];
+		struct stat st[2];
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
 
-		race_fd = s;
+		race_fd[0] = s;
+		race_fd[1] = strcmp(mode, "racedup") ? s : dup(s);
 		race_addr = a;
-		for (int i = 0; i < 2; i++)
-			pthread_create(&t[i], NULL, race, NULL);
+		pthread_barrier_init(&race_start, NULL, 2);
+		for (long i = 0; i < 2; i++)
+			pthread_create(&t[i], NULL, race, (void *)i);
 		for (int i = 0; i < 2; i++)
 			pthread_join(t[i], NULL);
+		if (race_fd[1] != s) {
+			fstat(race_fd[0], &st[0]);
+			fstat(race_fd[1], &st[1]);
+			printf("{\"mode\":\"after\",\"same\":%d,\"peer\":%d}\n", st[0].st_ino == st[1].st_ino,
+			       getpeername(race_fd[1], (struct sockaddr *)&peer, &len) == 0);
+		}
 		return 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -407,11 +407,12 @@ export class Supervisor extends EventEmitter {
           return;
         }
         if (kcmp(table, process.pid, KCMP_FILE, fd, old) !== 0) {
-          // Another swap gave this number a new file while the connect went on (a copy of the same
-          // socket, connected by another thread): the kernel answers, on what the number holds now.
-          respond(listenerFd, n.id, { continue: true });
+          // The number got another file while the connect went on (dup2 by another thread, or
+          // another swap): the kernel's connect would have gone on with the old socket, which
+          // the number no longer names. The caller gets that connect's answer; nothing is installed.
           rec.result = 'swapped';
-          rec.error = `fd ${fd} got another file while connecting: left to the kernel`;
+          rec.error = `fd ${fd} got another file while connecting: answered, nothing installed`;
+          this.answer(listenerFd, n, rec, key, -1n, result);
           return;
         }
         r = await replaceFd(target, fresh, replaceOpts);

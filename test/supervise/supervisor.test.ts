@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fdinfoMemberships, load, openTracker, unload, type Tracker } from '../../src/index.js';
@@ -223,6 +224,73 @@ describe('supervisor', function () {
     expect(ok, r.out).to.have.length(1);
     expect(['EISCONN', 'EALREADY']).to.include(other[0].errno);
     expect(r.swaps.filter((x) => x.result === 'swapped' && !x.error)).to.have.length(1);
+  });
+
+  it('two threads connecting one socket through two numbers (a dup) at once: one swap installs it at both, the other connect gets what the kernel says', async () => {
+    for (let i = 0; i < 5; i++) {
+      const r = await runSupervised([join(BIN, 'badconnect'), 'racedup', '127.0.0.2', '80'], true);
+      const got = r.out.trim().split('\n').map((l) => JSON.parse(l) as { mode: string; ret: number; errno: string; same?: number; peer?: number });
+      const races = got.filter((g) => g.mode === 'race');
+      expect(races, r.out).to.have.length(2);
+      expect(races.filter((g) => g.ret === 0), r.out).to.have.length(1);
+      expect(['EISCONN', 'EALREADY'], r.out).to.include(races.find((g) => g.ret !== 0)!.errno);
+      // Both numbers hold the one replacement, connected: no number was left with the old socket
+      // or given a second replacement.
+      expect(got.find((g) => g.mode === 'after'), r.out).to.include({ same: 1, peer: 1 });
+      const swapped = r.swaps.filter((x) => x.result === 'swapped' && !x.error);
+      expect(swapped, JSON.stringify(r.swaps)).to.have.length(1);
+      expect(swapped[0].copies, JSON.stringify(swapped)).to.have.length(2);
+    }
+  });
+
+  it('a storm of 240 concurrent connects: every program served right, and the supervisor holds few fds at any moment', async function () {
+    this.timeout(120000);
+    // Sampled from another thread, so that a pile-up inside one run of the event loop shows too.
+    const sampler = new Worker(`
+      const { readdirSync } = require('node:fs');
+      const { parentPort, workerData } = require('node:worker_threads');
+      const nap = new Int32Array(new SharedArrayBuffer(4));
+      let max = 0, stop = false;
+      parentPort.on('message', () => { stop = true; });
+      (function loop() {
+        for (let i = 0; i < 200 && !stop; i++) {
+          max = Math.max(max, readdirSync('/proc/' + workerData + '/fd').length);
+          Atomics.wait(nap, 0, 0, 1);
+        }
+        if (stop) parentPort.postMessage(max); else setImmediate(loop);
+      })();`, { eval: true, workerData: process.pid });
+    // The target in a process of its own: its connections are not the supervisor's fds.
+    const echod = spawn(join(BIN, 'echod'), [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const echoPort = await new Promise<number>((resolve) => echod.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    let out = '';
+    const base = readdirSync('/proc/self/fd').length;
+    const cmd = `for i in $(seq 8); do ${[join(BIN, 'epclient'), '--threads', '30', '--et', '--repeat', '3', '--fds', '300', '--quiet', '--timeout', '5000', '127.0.0.2', '83'].join(' ')} & done; wait`;
+    const r = await supervise('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], {
+      redirects: [{ from: parseEndpoint('127.0.0.2:83')!, to: parseEndpoint(`127.0.0.1:${echoPort}`)! }], tracker, stdio: 'pipe',
+      onSpawn: (_pid, child) => { child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }); },
+    }).finally(() => echod.kill('SIGKILL'));
+    sampler.postMessage('stop');
+    const max = await new Promise<number>((resolve) => sampler.once('message', resolve));
+    await sampler.terminate();
+    const got = out.trim().split('\n').map((l) => JSON.parse(l) as { n: number; ok: number });
+    expect(got, out).to.have.length(8);
+    for (const g of got) expect(g, out).to.include({ n: 90, ok: 90 });
+    const swaps = r.supervisor.swaps;
+    expect(swaps.filter((x) => x.result === 'swapped' && !x.error)).to.have.length(720);
+    // A few swaps under way at once (each holds the old socket, its replacement and an epoll),
+    // the tracker's per-process iterator links: never an fd per pending notification.
+    expect(max - base, `${base} fds before, at most ${max} during`).to.be.at.most(48);
+  });
+
+  it('a blocking connect whose number gets another file meanwhile (dup2): the connect\'s answer, and nothing installed over the other file', async () => {
+    const r = await runSupervised(['python3', join(packageRoot(), 'test', 'fixtures', 'connect-dup2.py'), '127.0.0.2', HANG_FROM.split(':')[1]], true);
+    const got = JSON.parse(r.out) as { fd: number; connect: string; other: number; after: number };
+    // As the kernel alone: the old socket's connect ends at SO_SNDTIMEO with EINPROGRESS,
+    // and the number keeps what the program put there.
+    expect(got, r.out).to.include({ connect: 'EINPROGRESS' });
+    expect(got.after, r.out).to.equal(got.other);
+    expect(r.swaps, JSON.stringify(r.swaps)).to.have.length(1);
+    expect(r.swaps[0].error, JSON.stringify(r.swaps)).to.match(/got another file while connecting: answered, nothing installed/);
   });
 
   it('a fix-up that fails inside the supervisor gives the caller an errno, not a hang', async () => {
