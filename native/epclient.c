@@ -15,7 +15,9 @@
  *   --fds N        first open /dev/null until the process holds N fds
  *   --repeat K     K connections one after the other (benchmarks; per thread with --threads)
  *   --quiet        print one summary line instead of a line per connection:
- *                  {"n","ok","us":[connect() call durations in µs, sorted]}
+ *                  {"n","ok","t0","t1","us":[connect() call durations in µs, sorted]}
+ *                  t0/t1: CLOCK_MONOTONIC µs when the first connection began
+ *                  and the last one ended
  * Each line also has "us": how long the connect() call itself took, in µs.
  */
 #define _GNU_SOURCE
@@ -40,12 +42,21 @@ static int opt_block, opt_et, opt_oneshot, opt_excl, opt_epolls = 1, opt_dup, op
 static int opt_timeout = 3000, opt_sleep, opt_fds, opt_repeat = 1, opt_quiet;
 static long *q_us;
 static int q_n, q_ok;
+static long q_t0, q_t1;
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static int shared_ep[2] = { -1, -1 };
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Wait on @ep until @fd reports one of @want; returns the events or 0 on timeout. */
+static long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -178,6 +189,7 @@ static void *one(void *arg)
 	}
 	pthread_mutex_lock(&out_lock);
 	if (opt_quiet) {
+		q_t1 = now_us();
 		q_us[q_n++] = us;
 		q_ok += out_ev && in_ev && !strcmp(reply, "pong") && !mod && !del;
 	} else {
@@ -268,6 +280,7 @@ int main(int argc, char **argv)
 		while (have < opt_fds && open("/dev/null", O_RDONLY) >= 0)
 			have++;
 	}
+	q_t0 = now_us();
 	if (opt_threads > 1) {
 		for (int e = 0; e < opt_epolls; e++)
 			shared_ep[e] = epoll_create1(0);
@@ -281,7 +294,7 @@ int main(int argc, char **argv)
 	}
 	if (opt_quiet) {
 		qsort(q_us, q_n, sizeof(*q_us), cmp_long);
-		printf("{\"n\":%d,\"ok\":%d,\"us\":[", q_n, q_ok);
+		printf("{\"n\":%d,\"ok\":%d,\"t0\":%ld,\"t1\":%ld,\"us\":[", q_n, q_ok, q_t0, q_t1);
 		for (int k = 0; k < q_n; k++)
 			printf("%s%ld", k ? "," : "", q_us[k]);
 		printf("]}\n");

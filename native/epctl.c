@@ -12,6 +12,7 @@
  *   peer FD       getpeername works on FD: answers 1 or 0
  *   cloexec FD    set close-on-exec on FD
  *   sockopts FD   set SO_KEEPALIVE, SO_REUSEADDR, SO_RCVBUF 64K, TCP_NODELAY
+ *   nonblock FD   set O_NONBLOCK
  *   connect FD IP PORT   (IPv4, as the socket's flags say: blocking or not)
  *   exit
  */
@@ -220,6 +221,8 @@ static void serve(FILE *in, FILE *out)
 			errno = 0;
 		} else if (!strcmp(cmd, "cloexec")) {
 			r = fcntl(a, F_SETFD, FD_CLOEXEC);
+		} else if (!strcmp(cmd, "nonblock")) {
+			r = fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
 		} else if (!strcmp(cmd, "sockopts")) {
 			/* sockopts FD: what a caller may set before connect */
 			int one = 1, rcv = 65536;

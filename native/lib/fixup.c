@@ -280,23 +280,25 @@ int ept_ctl_batch(struct ept_ctl *reqs, int n)
  * reqs[nadd..n). An ADD that fails undoes the ones before it (returns 1); an
  * ADDFD that fails at the first number undoes the ADDs (returns 2); 0 when
  * everything ran (each result in place). -errno when no worker could run it.
- * With addrlen, newfd is first connected to addr (a non-blocking socket: 0 or
- * EINPROGRESS into *connect_err); a connect that fails returns 3, nothing done.
+ * With c, the replacement is made first (ept_sock_make); 3 when that fails.
  */
 int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n,
-	     const void *addr, uint32_t addrlen, int32_t *connect_err)
+	     struct ept_connect *c, const struct ept_optspec *spec, const struct ept_optval *defaults, int nopts)
 {
 	struct job j = { .listener = listener, .id = id, .newfd = newfd, .fds = fds, .nfds = nfds, .reqs = reqs, .nadd = nadd, .n = n };
 	int r;
 
-	if (addrlen) {
-		/* A non-blocking caller's connect, made here so that the whole swap is one call off the event loop. */
-		*connect_err = connect(newfd, addr, addrlen) ? errno : 0;
-		if (*connect_err && *connect_err != EINPROGRESS)
+	if (c) {
+		/* A non-blocking caller's replacement, made here: the whole swap is one call off the event loop. */
+		if (ept_sock_make(c, spec, defaults, nopts))
 			return 3;
+		j.newfd = c->fd;
+		for (int i = 0; i < nadd; i++)
+			if (reqs[i].file < 0)
+				reqs[i].file = c->fd;
 	}
 	r = run(&j);
-	return r < 0 ? r : j.stage;
+	return r < 0 ? r : j.stage; /* c->fd stays open: the supervisor closes it */
 }
 
 /* Put `fd` into slot `slot` of the io_uring fixed-file table of `ring` (IORING_REGISTER_FILES_UPDATE). 0 or errno. */

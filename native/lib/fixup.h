@@ -83,22 +83,53 @@ struct ept_optval {
 };
 
 #define EPT_OPT_SKIPPED (-100000)
+/* At most this many options in a spec (struct ept_connect.unset has a bit each). */
+#define EPT_OPTS_MAX 64
 
 _Static_assert(sizeof(struct ept_optval) == 20, "struct ept_optval size");
 _Static_assert(offsetof(struct ept_optval, len) == 0, "struct ept_optval len");
 _Static_assert(offsetof(struct ept_optval, val) == 4, "struct ept_optval val");
 
+/* A replacement socket that ept_swap makes, sets up and connects itself: on
+ * the calling thread (libuv's pool), not the supervisor's event loop. */
+struct ept_connect {
+	int32_t family;      /* in: socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC) */
+	int32_t type;
+	int32_t like;        /* in: the old socket (an fd here): its options that differ from a fresh one's are set */
+	int32_t bind_port;   /* in: bind to this port first (0: no bind) */
+	int32_t addrlen;     /* in: connect to addr */
+	int32_t fd;          /* out: the socket made (the caller of ept_swap closes it), or < 0 */
+	int32_t connect_err; /* out: 0, EINPROGRESS or the connect's errno */
+	int32_t pad;
+	uint64_t unset;      /* out: bit i: option i of the spec could not be set */
+	uint64_t ino;        /* out: the socket's inode */
+	uint8_t addr[128];   /* in: struct sockaddr_in / sockaddr_in6 */
+};
+
+_Static_assert(sizeof(struct ept_connect) == 176, "struct ept_connect size");
+_Static_assert(offsetof(struct ept_connect, family) == 0, "struct ept_connect family");
+_Static_assert(offsetof(struct ept_connect, type) == 4, "struct ept_connect type");
+_Static_assert(offsetof(struct ept_connect, like) == 8, "struct ept_connect like");
+_Static_assert(offsetof(struct ept_connect, bind_port) == 12, "struct ept_connect bind_port");
+_Static_assert(offsetof(struct ept_connect, addrlen) == 16, "struct ept_connect addrlen");
+_Static_assert(offsetof(struct ept_connect, fd) == 20, "struct ept_connect fd");
+_Static_assert(offsetof(struct ept_connect, connect_err) == 24, "struct ept_connect connect_err");
+_Static_assert(offsetof(struct ept_connect, unset) == 32, "struct ept_connect unset");
+_Static_assert(offsetof(struct ept_connect, ino) == 40, "struct ept_connect ino");
+_Static_assert(offsetof(struct ept_connect, addr) == 48, "struct ept_connect addr");
+
 /* Run the requests in order; each gets its errno in ->result. Returns 0, or
  * -errno when the worker thread could not be started (no request ran there). */
 int ept_ctl_batch(struct ept_ctl *reqs, int n);
 
-/* The swap in one call: connect newfd to addr when addrlen (its errno, 0 or
- * EINPROGRESS, into *connect_err), ADD reqs[0..nadd), ADDFD+SETFD of newfd at
- * each fds[i] on notification id, DEL reqs[nadd..n). 0 done, 1 an ADD failed,
- * 2 the first ADDFD failed (both undone), 3 the connect failed (nothing done),
- * -errno when no worker could run it. */
+/* The swap in one call: ADD reqs[0..nadd), ADDFD+SETFD of newfd at each fds[i]
+ * on notification id, DEL reqs[nadd..n). 0 done, 1 an ADD failed, 2 the first
+ * ADDFD failed (both undone), -errno when no worker could run it.
+ * With c: the new socket is made first (newfd and the ADDs' file -1 stand for
+ * it), set up like c->like (spec[0..nopts) read from it, set where they differ
+ * from defaults[]), bound, connected; 3 when that fails (nothing else done). */
 int ept_swap(int listener, uint64_t id, int newfd, struct ept_addfd *fds, int nfds, struct ept_ctl *reqs, int nadd, int n,
-	     const void *addr, uint32_t addrlen, int32_t *connect_err);
+	     struct ept_connect *c, const struct ept_optspec *spec, const struct ept_optval *defaults, int nopts);
 
 /* Numbers below limit of process pid holding the file at its fd (kcmp); count or -errno. */
 int ept_copies(int pid, int fd, int limit, int32_t *out, int max);
@@ -108,6 +139,9 @@ int ept_uring_update(int ring, unsigned slot, int fd);
 
 /* What fd is, and the value of each spec[i] into vals[i]; 0, or errno when fd is not a socket. */
 int ept_sock_probe(int fd, struct ept_sockprobe *out, const struct ept_optspec *spec, int n, struct ept_optval *vals);
+
+/* Make, set up, bind and connect the replacement of struct ept_connect (see there); 0 or errno. */
+int ept_sock_make(struct ept_connect *c, const struct ept_optspec *spec, const struct ept_optval *defaults, int nopts);
 
 /* Read len bytes at addr of process pid (process_vm_readv): bytes read, or -errno. */
 long ept_read_mem(int pid, uint64_t addr, void *buf, uint64_t len);

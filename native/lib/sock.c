@@ -8,7 +8,10 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
 
 #include "fixup.h"
 
@@ -42,6 +45,72 @@ int ept_sock_probe(int fd, struct ept_sockprobe *out, const struct ept_optspec *
 		else
 			vals[i].len = getsockopt(fd, s->level, s->name, vals[i].val, &vlen) ? -errno : (int32_t)vlen;
 	}
+	return 0;
+}
+
+/*
+ * The replacement socket of struct ept_connect: made, set up like c->like
+ * (each option of spec that was read from it and differs from defaults, the
+ * fresh socket's, is set; SO_RCVBUF/SO_SNDBUF halved, as the kernel doubles
+ * them; options of the other address family skipped), bound to c->bind_port,
+ * connected to c->addr. 0 with c->fd and c->connect_err (0 or EINPROGRESS);
+ * when socket() or connect() fails, that errno (also in c->connect_err), c->fd -1.
+ */
+int ept_sock_make(struct ept_connect *c, const struct ept_optspec *spec, const struct ept_optval *defaults, int nopts)
+{
+	struct ept_optval vals[EPT_OPTS_MAX];
+	struct ept_sockprobe like;
+	struct stat st;
+	int fd;
+
+	c->unset = 0;
+	c->connect_err = 0;
+	fd = socket(c->family, c->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		c->connect_err = errno;
+		c->fd = -1;
+		return c->connect_err;
+	}
+	if (c->like >= 0 && nopts <= EPT_OPTS_MAX && ept_sock_probe(c->like, &like, spec, nopts, vals) == 0) {
+		for (int i = 0; i < nopts; i++) {
+			const struct ept_optspec *s = &spec[i];
+			int32_t len = vals[i].len;
+			uint8_t *v = vals[i].val;
+			int half;
+
+			if (len < 0 || (len == defaults[i].len && !memcmp(v, defaults[i].val, len)))
+				continue; /* not read, or as a fresh socket has it */
+			if ((s->level == IPPROTO_IP && c->family != AF_INET) || (s->level == IPPROTO_IPV6 && c->family != AF_INET6))
+				continue; /* the other address family's */
+			if (s->level == SOL_SOCKET && (s->name == SO_RCVBUF || s->name == SO_SNDBUF) && len >= 4) {
+				memcpy(&half, v, sizeof(half));
+				half /= 2;
+				memcpy(v, &half, sizeof(half));
+			}
+			if (s->level == IPPROTO_TCP && s->name == TCP_CONGESTION)
+				len = strnlen((char *)v, len);
+			if (setsockopt(fd, s->level, s->name, v, len) && i < 64)
+				c->unset |= 1ULL << i;
+		}
+	}
+	if (c->bind_port) {
+		struct sockaddr_storage any = { .ss_family = c->family };
+
+		((struct sockaddr_in *)&any)->sin_port = htons(c->bind_port); /* same offset in sockaddr_in6 */
+		/* best effort: the caller's port may be taken in this namespace */
+		(void)!bind(fd, (struct sockaddr *)&any, c->family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	}
+	if (!fstat(fd, &st))
+		c->ino = st.st_ino;
+	if (connect(fd, (struct sockaddr *)c->addr, c->addrlen)) {
+		c->connect_err = errno;
+		if (c->connect_err != EINPROGRESS) {
+			close(fd);
+			c->fd = -1;
+			return c->connect_err;
+		}
+	}
+	c->fd = fd;
 	return 0;
 }
 

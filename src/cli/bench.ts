@@ -4,7 +4,8 @@
  * to an epoll_ctl ADD+DEL pair and to an unrelated syscall.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PIN_DIR } from '../kernel/names.js';
 import { isLoaded, load, unload } from '../../loader/load.js';
@@ -285,6 +286,8 @@ export interface StormOptions {
   rounds?: number;
   /** fds each process holds */
   fds?: number;
+  /** each row this many times, alternating (the median run is reported) */
+  runs?: number;
   pinDir?: string;
   log?: (s: string) => void;
 }
@@ -301,14 +304,20 @@ export interface StormRow {
   swapsPerSec: number;
   /** the connect() call as the program saw it, µs */
   client: Latency;
+  /** the supervisor's CPU time (all its threads, user + system) per swap, µs */
+  cpuPerSwap: number;
 }
 export interface StormResult {
-  processes: number; concurrent: number; rounds: number; fds: number;
+  processes: number; concurrent: number; rounds: number; fds: number; runs: number;
   rows: StormRow[];
+  /** the same programs with no swap: every connect goes to the target, the supervisor lets it continue (connects/s) */
+  floor: StormRow;
   /** one caller alone, connect() call µs, with and without the fix-up */
   single: { fixup: Latency; none: Latency };
-  /** the storm's swaps/s with the fix-up over without */
+  /** the supervisor's CPU per swap with the fix-up over without (the cost of the fix-up) */
   fixupCost: number;
+  /** swaps/s without the fix-up over with it (the programs differ too: without it they never get their events) */
+  fixupThroughput: number;
 }
 
 function latency(us: number[]): Latency {
@@ -317,10 +326,12 @@ function latency(us: number[]): Latency {
   return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? 0, n: s.length };
 }
 
-/** An echo server in a process of its own, so the supervisor's event loop is not shared with it. */
+/**
+ * The storm's target: build/bin/echod (native/echod.c), a native epoll server in
+ * a process of its own, so neither its cost nor its event loop is the supervisor's.
+ */
 async function echoServer(): Promise<{ port: number; stop: () => void }> {
-  const child = spawn(process.execPath, ['-e', `require('net').createServer((s) => s.on('data', () => s.end('pong\\n')).on('error', () => {}))
-    .listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, function () { console.log(this.address().port); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(join(packageRoot(), 'build', 'bin', 'echod'), [], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
     child.once('exit', () => reject(new Error('the echo server did not start')));
@@ -328,44 +339,78 @@ async function echoServer(): Promise<{ port: number; stop: () => void }> {
   return { port, stop: () => child.kill('SIGKILL') };
 }
 
-async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log'>>, to: number, tracker: Tracker | undefined, fixup: boolean, single: boolean, copies = true): Promise<{ row: StormRow; us: number[] }> {
+type RunKind = { fixup: boolean; copies: boolean } | 'floor';
+
+async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'>>, to: number, tracker: Tracker | undefined, kind: RunKind, single: boolean): Promise<StormRow> {
   const { supervise } = await import('../supervise/launch.js');
   const { parseEndpoint } = await import('../supervise/seccomp.js');
   const epclient = join(packageRoot(), 'build', 'bin', 'epclient');
+  const floor = kind === 'floor';
+  const fixup = floor || kind.fixup;
+  const copies = floor || kind.copies;
   // Without the fix-up the programs never get their events: they give up quickly, or the storm would be timeouts.
   const timeout = fixup ? '5000' : '20';
+  // The floor: straight to the target, which no rule names; every connect continues in the kernel.
+  const [host, port] = floor ? ['127.0.0.1', String(to)] : ['127.0.0.2', '80'];
   const args = single
-    ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80']
-    : ['--threads', String(o.concurrent), '--et', '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', '--timeout', timeout, '127.0.0.2', '80'];
-  const script = single ? `exec ${epclient} ${args.join(' ')}` : `for i in $(seq ${o.processes}); do ${epclient} ${args.join(' ')} & done; wait`;
+    ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', '--timeout', timeout, host, port]
+    : ['--threads', String(o.concurrent), '--et', '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', '--timeout', timeout, host, port];
+  // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
+  const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
+  const script = single
+    ? `exec ${epclient} ${args.join(' ')}`
+    : `for i in $(seq ${o.processes}); do ${epclient} ${args.join(' ')} > ${dir}/$i & done; wait; cat ${dir}/*`;
   let out = '';
   let first = 0n, last = 0n, swaps = 0, failed = 0;
-  const r = await supervise('sh', ['-c', script], {
-    redirects: [{ from: parseEndpoint('127.0.0.2:80')!, to: parseEndpoint(`127.0.0.1:${to}`)! }], tracker, fixup, copies, stdio: 'pipe',
-    onSpawn: (_p, child) => child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }),
-    onSwap: (rec) => {
-      const now = process.hrtime.bigint();
-      if (rec.result !== 'swapped') { failed++; return; }
-      if (!swaps) first = now;
-      last = now;
-      swaps++;
-    },
-  });
-  void r;
+  let cpu0 = process.cpuUsage(), cpu1 = cpu0;
+  try {
+    await supervise('sh', ['-c', script], {
+      redirects: [{ from: parseEndpoint('127.0.0.2:80')!, to: parseEndpoint(`127.0.0.1:${to}`)! }], tracker, fixup, copies, stdio: 'pipe',
+      onSpawn: (_p, child) => child.stdout!.on('data', (d: Buffer) => { out += d.toString(); }),
+      onSwap: (rec) => {
+        const now = process.hrtime.bigint();
+        if (rec.result !== 'swapped') { failed++; return; }
+        if (!swaps) { first = now; cpu0 = process.cpuUsage(); }
+        last = now;
+        cpu1 = process.cpuUsage();
+        swaps++;
+      },
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const us: number[] = [];
-  let ok = 0;
+  let ok = 0, n = 0, t0 = Infinity, t1 = 0;
   for (const line of out.trim().split('\n').filter(Boolean)) {
-    const l = JSON.parse(line) as { n: number; ok: number; us: number[] };
+    const l = JSON.parse(line) as { n: number; ok: number; t0: number; t1: number; us: number[] };
     ok += l.ok;
+    n += l.n;
+    t0 = Math.min(t0, l.t0);
+    t1 = Math.max(t1, l.t1);
     us.push(...l.us);
   }
+  if (floor) {
+    // No swaps: the rate is the programs' own, from the first connect to the last.
+    const seconds = (t1 - t0) / 1e6;
+    return { fixup, copies, swaps: n, failed, clientOk: ok, seconds, swapsPerSec: n > 1 ? n / seconds : 0, client: latency(us), cpuPerSwap: 0 };
+  }
   const seconds = Number(last - first) / 1e9;
-  return { row: { fixup, copies, swaps, failed, clientOk: ok, seconds, swapsPerSec: swaps > 1 ? (swaps - 1) / seconds : 0, client: latency(us) }, us };
+  const cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system);
+  return {
+    fixup, copies, swaps, failed, clientOk: ok, seconds, swapsPerSec: swaps > 1 ? (swaps - 1) / seconds : 0,
+    client: latency(us), cpuPerSwap: swaps > 1 ? cpu / (swaps - 1) : 0,
+  };
+}
+
+/** The row of median swaps/s among runs of one kind. */
+function medianRow(rows: StormRow[]): StormRow {
+  return [...rows].sort((a, b) => a.swapsPerSec - b.swapsPerSec)[Math.floor(rows.length / 2)];
 }
 
 /** The storm: `processes` programs × `concurrent` connects at once, each holding `fds` fds, served by one supervisor. */
 export async function storm(opts: StormOptions = {}): Promise<StormResult> {
   const o = { processes: opts.processes ?? 32, concurrent: opts.concurrent ?? 30, rounds: opts.rounds ?? 5, fds: opts.fds ?? 500 };
+  const runs = opts.runs ?? 3;
   const log = opts.log ?? (() => {});
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
   const ownTracker = !isLoaded(pinDir);
@@ -376,21 +421,29 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
   let tracker: Tracker | undefined;
   try {
     tracker = await openTracker({ pinDir });
-    const rows: StormRow[] = [];
-    // Warm-up (first swaps start the fix-up library and the thread pool), then alternate.
-    await stormRun({ ...o, processes: 2, rounds: 1 }, server.port, tracker, true, false);
-    for (const [fixup, copies] of [[true, true], [false, true], [true, false], [false, false]]) {
-      log(`storm: ${o.processes} processes x ${o.concurrent} concurrent connects x ${o.rounds} rounds, ${o.fds} fds each, ${fixup ? 'with' : 'without'} the fix-up${copies ? '' : ', one number only'}`);
-      // The tracker serves both: without the fix-up it still finds the copies (in the kernel), so the
-      // difference between the rows is the fix-up alone (lookup, ADD, DEL).
-      rows.push((await stormRun(o, server.port, tracker, fixup, false, copies)).row);
+    // Warm-up (first swaps start the fix-up library and the thread pool), then the kinds in turn, `runs` times.
+    await stormRun({ ...o, processes: 2, rounds: 1 }, server.port, tracker, { fixup: true, copies: true }, false);
+    const kinds: RunKind[] = [{ fixup: true, copies: true }, { fixup: false, copies: true }, { fixup: true, copies: false }, { fixup: false, copies: false }, 'floor'];
+    const got = kinds.map(() => [] as StormRow[]);
+    for (let r = 0; r < runs; r++) {
+      for (const [i, kind] of kinds.entries()) {
+        log(`storm ${r + 1}/${runs}: ${o.processes} processes x ${o.concurrent} concurrent connects x ${o.rounds} rounds, ${o.fds} fds each, ${kind === 'floor' ? 'no swap (the floor)' : `${kind.fixup ? 'with' : 'without'} the fix-up${kind.copies ? '' : ', one number only'}`}`);
+        // The tracker serves every kind: without the fix-up it still finds the copies (in the kernel), so the
+        // difference between the rows is the fix-up alone (lookup, ADD, DEL).
+        got[i].push(await stormRun(o, server.port, tracker, kind, false));
+      }
     }
+    const rows = got.slice(0, 4).map(medianRow);
+    const floor = medianRow(got[4]);
     log('storm: one caller alone');
     const single = {
-      fixup: (await stormRun(o, server.port, tracker, true, true)).row.client,
-      none: (await stormRun(o, server.port, tracker, false, true)).row.client,
+      fixup: (await stormRun(o, server.port, tracker, { fixup: true, copies: true }, true)).client,
+      none: (await stormRun(o, server.port, tracker, { fixup: false, copies: true }, true)).client,
     };
-    return { ...o, rows, single, fixupCost: rows[1].swapsPerSec / rows[0].swapsPerSec };
+    // The fix-up's cost: the supervisor's CPU per swap, medians over every run of the two kinds.
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const fixupCost = median(got[0].map((x) => x.cpuPerSwap)) / median(got[1].map((x) => x.cpuPerSwap));
+    return { ...o, runs, rows, floor, single, fixupCost, fixupThroughput: rows[1].swapsPerSec / rows[0].swapsPerSec };
   } finally {
     tracker?.close();
     stopServer();
@@ -400,14 +453,19 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
 
 export function formatStorm(r: StormResult): string {
   const u = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`);
+  const row = (name: string, x: StormRow, cpu: string) =>
+    `${name.padEnd(26)} ${String(x.swaps).padStart(6)}  ${String(x.failed).padStart(6)}  ${String(x.clientOk).padStart(10)}  ${x.swapsPerSec.toFixed(0).padStart(10)}   ${u(x.client.p50).padEnd(14)} ${u(x.client.p99).padEnd(9)} ${u(x.client.max).padEnd(9)} ${`${(x.client.p99 / x.client.p50).toFixed(1)}x`.padEnd(8)} ${cpu}`;
   const lines = [
-    `storm: ${r.processes} processes x ${r.concurrent} concurrent connects x ${r.rounds} rounds, ${r.fds} fds each, one supervisor`,
-    '                            swaps  failed  program ok     swaps/s   connect() p50    p99       max       p99/p50',
+    `storm: ${r.processes} processes x ${r.concurrent} concurrent connects x ${r.rounds} rounds, ${r.fds} fds each, one supervisor; target: echod (native)`,
+    `each row: the median of ${r.runs} runs by swaps/s, the kinds taking turns`,
+    '                            swaps  failed  program ok     swaps/s   connect() p50    p99       max       p99/p50  supervisor CPU/swap',
   ];
-  for (const x of r.rows) {
-    lines.push(`${`${x.fixup ? 'with fix-up' : 'no fix-up'}${x.copies ? ', all copies' : ', one number'}`.padEnd(26)} ${String(x.swaps).padStart(6)}  ${String(x.failed).padStart(6)}  ${String(x.clientOk).padStart(10)}  ${x.swapsPerSec.toFixed(0).padStart(10)}   ${u(x.client.p50).padEnd(14)} ${u(x.client.p99).padEnd(9)} ${u(x.client.max).padEnd(9)} ${(x.client.p99 / x.client.p50).toFixed(1)}x`);
-  }
+  for (const x of r.rows) lines.push(row(`${x.fixup ? 'with fix-up' : 'no fix-up'}${x.copies ? ', all copies' : ', one number'}`, x, u(x.cpuPerSwap)));
+  lines.push(row('no swap (the floor)', r.floor, '-'));
+  lines.push('  the floor: the same programs connect straight to the target, and the supervisor lets every connect continue');
+  lines.push(`swaps/s with the fix-up / the floor's connects/s = ${(r.rows[0].swapsPerSec / r.floor.swapsPerSec).toFixed(2)}`);
   lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)})`);
-  lines.push(`fix-up cost under the storm (all copies): swaps/s without / with = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
+  lines.push(`fix-up cost (all copies): supervisor CPU per swap with / without = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
+  lines.push(`  swaps/s without / with = ${r.fixupThroughput.toFixed(2)}x (without the fix-up the programs never get their events, so they do less too)`);
   return lines.join('\n');
 }

@@ -136,10 +136,11 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'fds', type: 'string', value: 'N[,N...]', default: '1000,10000,19000', help: `fd counts of the benchmark process (each ${FDS_RANGE[0]}–${FDS_RANGE[1]})` },
       { name: 'iterations', type: 'string', value: 'N', default: '2000', help: `tracker lookups per fd count (${ITERATIONS_RANGE[0]}–${ITERATIONS_RANGE[1]})` },
       { name: 'plot', type: 'string', value: 'FILE.svg', help: 'also draw the lookup latencies as an SVG chart' },
-      { name: 'storm', type: 'boolean', help: 'instead: swapped connects from many processes at once (swaps/s, connect() p50/p99, with and without the fix-up); --fds is then the fds each process holds (default 500)' },
+      { name: 'storm', type: 'boolean', help: 'instead: swapped connects from many processes at once to a native echo server (swaps/s, connect() p50/p99, the supervisor\'s CPU per swap, with and without the fix-up, and the floor: the same connects with no swap); --fds is then the fds each process holds (default 500)' },
       { name: 'processes', type: 'string', value: 'N', default: '32', help: 'with --storm: supervised processes' },
       { name: 'concurrent', type: 'string', value: 'N', default: '30', help: 'with --storm: concurrent connects per process (1–64)' },
       { name: 'rounds', type: 'string', value: 'N', default: '5', help: 'with --storm: connects per concurrent caller' },
+      { name: 'runs', type: 'string', value: 'N', default: '3', help: 'with --storm: runs of each kind, taking turns; each row is the median run (1–100)' },
       JSON_OPT,
     ],
     examples: [

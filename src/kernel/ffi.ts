@@ -153,9 +153,9 @@ function bindFixup() {
   return {
     /** struct ept_ctl reqs[n] (native/lib/fixup.h); each gets its errno in ->result; returns 0 or -errno */
     ept_ctl_batch: fn<[Buffer, number], number>(lib, 'int ept_ctl_batch(void *reqs, int n)'),
-    /** the whole swap: [connect,] ADDs, ADDFD+SETFD at each struct ept_addfd, DELs; 0, 1 (ADD failed), 2 (ADDFD failed), 3 (connect failed) or -errno */
-    ept_swap: fn<[number, bigint, number, Buffer, number, Buffer, number, number, Buffer | null, number, Buffer], number>(lib,
-      'int ept_swap(int listener, uint64_t id, int newfd, void *fds, int nfds, void *reqs, int nadd, int n, const void *addr, uint32_t addrlen, void *connect_err)'),
+    /** the whole swap: [make and connect the new socket,] ADDs, ADDFD+SETFD at each struct ept_addfd, DELs; 0, 1 (ADD failed), 2 (ADDFD failed), 3 (socket/connect failed) or -errno */
+    ept_swap: fn<[number, bigint, number, Buffer, number, Buffer, number, number, Buffer | null, Buffer | null, Buffer | null, number], number>(lib,
+      'int ept_swap(int listener, uint64_t id, int newfd, void *fds, int nfds, void *reqs, int nadd, int n, void *connect, const void *spec, const void *defaults, int nopts)'),
     /** numbers below limit of pid holding the file at its fd (kcmp); count or -errno */
     ept_copies: fn<[number, number, number, Int32Array, number], number>(lib, 'int ept_copies(int pid, int fd, int limit, _Out_ int32_t *out, int max)'),
     /** what a socket is (struct ept_sockprobe) and each struct ept_optspec's value (struct ept_optval); 0 or errno */

@@ -39,6 +39,8 @@ export const EPT_OPTSPEC = { size: 20, level: 0, name: 4, max: 8, family: 12, ty
 export const EPT_OPTVAL = { size: 20, len: 0, val: 4 } as const;
 /** ept_optval.len of an option that does not apply to the socket (EPT_OPT_SKIPPED) */
 export const EPT_OPT_SKIPPED = -100000;
+/** struct ept_connect: a replacement socket ept_swap makes and connects itself */
+export const EPT_CONNECT = { size: 176, family: 0, type: 4, like: 8, bind_port: 12, addrlen: 16, fd: 20, connect_err: 24, unset: 32, ino: 40, addr: 48 } as const;
 
 /** Epoll fds of other processes, taken into this one for the length of a call. */
 class Epolls {
@@ -84,7 +86,7 @@ export interface InstallAt { fd: number; cloexec: boolean }
 export interface SwapOutcome {
   /**
    * 0: done; 1: an ADD failed (see adds), nothing changed; 2: the first ADDFD
-   * failed (see installs), nothing changed; 3: the connect failed (connectErr), nothing done
+   * failed (see installs), nothing changed; 3: making or connecting the new socket failed (connectErr), nothing done
    */
   stage: 0 | 1 | 2 | 3;
   /** errno per ADD request */
@@ -93,24 +95,45 @@ export interface SwapOutcome {
   installs: number[];
   /** errno per DEL request */
   dels: number[];
-  /** with `connectTo`: the connect's errno (0, or EINPROGRESS for a connect under way) */
+  /** with `make`: the connect's errno (0, or EINPROGRESS for a connect under way; another when stage 3) */
   connectErr?: number;
+  /** with `make`: the socket made (its fd is < 0 when stage 3) */
+  made?: Made;
 }
+
+/** A replacement socket for ept_swap to make, set up like `like` and connect (struct ept_connect). */
+export interface MakeSocket {
+  family: number;
+  type: number;
+  /** an fd here of the old socket: its options that differ from `defaults` are set on the new one */
+  like: number;
+  bindPort: number;
+  /** struct sockaddr to connect to */
+  addr: Buffer;
+  /** struct ept_optspec[nopts], and a fresh socket's struct ept_optval[nopts] */
+  spec: Buffer;
+  defaults: Buffer;
+  nopts: number;
+}
+
+/** What ept_swap made: the socket (an fd here, for the caller to close), its inode, the options it could not set. */
+export interface Made { fd: number; ino: bigint; unset: bigint }
 
 /** A swap as ept_swap takes it. */
 export interface SwapRequest {
   listenerFd: number;
   id: bigint;
+  /** the new file, an fd here; -1 with `make` (the ADDs' file -1 too) */
   newFd: number;
   at: InstallAt[];
   adds: CtlRequest[];
   dels: CtlRequest[];
-  /** connect newFd (non-blocking) to this address first, in the same native call */
-  connectTo?: Buffer;
+  /** make the new socket and connect it (non-blocking) first, in the same native call */
+  make?: MakeSocket;
 }
 
 /** The buffers of one ept_swap call, encoded; `done` is set when an epoll could not be taken. */
-interface Encoded { eps: Epolls; buf: Buffer; fds: Buffer; results: number[]; err: Buffer; done?: SwapOutcome }
+interface Encoded { eps: Epolls; buf: Buffer; fds: Buffer; results: number[]; conn: Buffer | null; done?: SwapOutcome }
 
 function encodeSwap(r: SwapRequest): Encoded {
   const eps = new Epolls();
@@ -122,7 +145,19 @@ function encodeSwap(r: SwapRequest): Encoded {
     fds.writeInt32LE(a.fd, i * EPT_ADDFD.size + EPT_ADDFD.fd);
     fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
   });
-  const e: Encoded = { eps, buf, fds, results, err: Buffer.alloc(4) };
+  let conn: Buffer | null = null;
+  if (r.make) {
+    const m = r.make;
+    conn = Buffer.alloc(EPT_CONNECT.size);
+    conn.writeInt32LE(m.family, EPT_CONNECT.family);
+    conn.writeInt32LE(m.type, EPT_CONNECT.type);
+    conn.writeInt32LE(m.like, EPT_CONNECT.like);
+    conn.writeInt32LE(m.bindPort, EPT_CONNECT.bind_port);
+    conn.writeInt32LE(m.addr.length, EPT_CONNECT.addrlen);
+    conn.writeInt32LE(-1, EPT_CONNECT.fd);
+    m.addr.copy(conn, EPT_CONNECT.addr);
+  }
+  const e: Encoded = { eps, buf, fds, results, conn };
   if (results.some((x, i) => x !== 0 && i < r.adds.length)) {
     e.done = { stage: 1, adds: results.slice(0, r.adds.length), installs: r.at.map(() => 0), dels: r.dels.map(() => 0) };
   }
@@ -139,12 +174,18 @@ function decodeSwap(r: SwapRequest, e: Encoded, rc: number): SwapOutcome {
     installs: r.at.map((_a, i) => (rc === 3 ? 0 : e.fds.readInt32LE(i * EPT_ADDFD.size + EPT_ADDFD.result))),
     dels: e.results.slice(r.adds.length),
   };
-  if (r.connectTo) out.connectErr = e.err.readInt32LE(0);
+  if (e.conn) {
+    out.connectErr = e.conn.readInt32LE(EPT_CONNECT.connect_err);
+    out.made = { fd: e.conn.readInt32LE(EPT_CONNECT.fd), ino: e.conn.readBigUInt64LE(EPT_CONNECT.ino), unset: e.conn.readBigUInt64LE(EPT_CONNECT.unset) };
+  }
   return out;
 }
 
-function args(r: SwapRequest, e: Encoded): [number, bigint, number, Buffer, number, Buffer, number, number, Buffer | null, number, Buffer] {
-  return [r.listenerFd, r.id, r.newFd, e.fds, r.at.length, e.buf, r.adds.length, r.adds.length + r.dels.length, r.connectTo ?? null, r.connectTo?.length ?? 0, e.err];
+type SwapArgs = [number, bigint, number, Buffer, number, Buffer, number, number, Buffer | null, Buffer | null, Buffer | null, number];
+
+function args(r: SwapRequest, e: Encoded): SwapArgs {
+  const m = r.make;
+  return [r.listenerFd, r.id, r.newFd, e.fds, r.at.length, e.buf, r.adds.length, r.adds.length + r.dels.length, e.conn, m?.spec ?? null, m?.defaults ?? null, m?.nopts ?? 0];
 }
 
 /**

@@ -26,7 +26,7 @@ import { constants } from 'node:os';
 import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import {
-  EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, swapFileAsync, uringUpdate as ringUpdate, type CtlRequest, type SwapOutcome, type SwapRequest,
+  EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, swapFileAsync, uringUpdate as ringUpdate, type CtlRequest, type MakeSocket, type SwapOutcome, type SwapRequest,
 } from './fixup.js';
 import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { fdCloexec, tgidOf } from './seccomp.js';
@@ -242,20 +242,28 @@ export function replaceFdNow(target: ReplaceTarget, newFd: number, opts: Replace
 }
 
 /**
- * The supervisor's swap for a non-blocking caller: the lookups here, then the
- * replacement's connect and the swap in one native call on libuv's pool (the
- * event loop serves other notifications while ADDFD waits for the caller).
- * A connect that fails is a ReplaceError with its errno; `connectErr` is 0 or
- * EINPROGRESS otherwise.
+ * The supervisor's swap for a non-blocking caller: the lookups here; making
+ * the replacement (set up like the old socket), its connect and the swap in
+ * one native call on libuv's pool, so the event loop serves other
+ * notifications meanwhile (ADDFD waits for the caller to run). A socket or
+ * connect that fails is a ReplaceError with its errno. The result has the
+ * connect's errno (0 or EINPROGRESS), the new socket's inode and the labels
+ * of the options that could not be set.
  */
-export async function connectAndReplace(target: ReplaceTarget, newFd: number, to: Buffer, opts: ReplaceOptions = {}): Promise<ReplaceResult & { connectErr: number }> {
-  const plan = planReplace(target, newFd, opts);
+export async function connectAndReplace(target: ReplaceTarget, make: MakeSocket, opts: ReplaceOptions = {}): Promise<ReplaceResult & { connectErr: number; ino: bigint; unset: bigint }> {
+  const plan = planReplace(target, -1, opts);
+  let made = -1;
   try {
-    plan.request.connectTo = to;
+    plan.request.make = make;
     const out = await swapFileAsync(plan.request);
-    if (out.stage === 3) throw new ReplaceError(`connect failed: ${errnoName(out.connectErr ?? EINVAL)}`, out.connectErr ?? EINVAL);
-    return { ...finishReplace(plan, out, newFd, opts), connectErr: out.connectErr ?? 0 };
+    made = out.made?.fd ?? -1;
+    if (out.stage === 3) {
+      const e = out.connectErr || EINVAL;
+      throw new ReplaceError(`the replacement could not be made or connected: ${errnoName(e)}`, e);
+    }
+    return { ...finishReplace(plan, out, made, opts), connectErr: out.connectErr ?? 0, ino: out.made?.ino ?? 0n, unset: out.made?.unset ?? 0n };
   } finally {
+    closeFd(made);
     if (plan.ownOld) closeFd(plan.oldCopy);
   }
 }

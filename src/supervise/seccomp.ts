@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { errnoName } from '../kernel/errors.js';
 import { closeFd, errno, fixupLib, libc, threadOf } from '../kernel/ffi.js';
-import { EPT_OPTSPEC, EPT_OPTVAL, EPT_SOCKPROBE } from './fixup.js';
+import { EPT_OPT_SKIPPED, EPT_OPTSPEC, EPT_OPTVAL, EPT_SOCKPROBE } from './fixup.js';
 import { POLLERR, POLLHUP, POLLIN, POLLOUT, waitFd } from '../kernel/poller.js';
 import { AF_INET, AF_INET6, encodeSockaddr, type SockAddr } from './endpoint.js';
 
@@ -289,6 +289,38 @@ function defaultsOf(domain: number, type: number): Buffer | undefined {
     }
   }
   return d;
+}
+
+/** The option table as ept_swap reads and sets it, with a fresh socket's values of (domain, type). */
+export function carriedOptions(domain: number, type: number): { spec: Buffer; defaults: Buffer; nopts: number } {
+  return { spec: SPEC, defaults: defaultsOf(domain, type) ?? NO_DEFAULTS, nopts: OPTIONS.length };
+}
+/** Defaults when no fresh socket could be made: every option "not read", so each one read is set. */
+const NO_DEFAULTS = (() => {
+  const b = Buffer.alloc(EPT_OPTVAL.size * OPTIONS.length);
+  for (let i = 0; i < OPTIONS.length; i++) b.writeInt32LE(EPT_OPT_SKIPPED, i * EPT_OPTVAL.size + EPT_OPTVAL.len);
+  return b;
+})();
+
+/** The labels of the options whose bit is set (struct ept_connect.unset). */
+export function optionLabels(mask: bigint): string[] {
+  const out: string[] = [];
+  for (let i = 0; mask && i < OPTIONS.length; i++) if ((mask >> BigInt(i)) & 1n) out.push(OPTIONS[i][2]);
+  return out;
+}
+
+/** What a socket is, without its options (one native call, five system calls). */
+export interface SocketKind { domain: number; type: number; nonblock: boolean; connected: boolean; localPort: number }
+
+export function socketKind(fd: number): SocketKind | undefined {
+  if (fixupLib().ept_sock_probe(fd, probeOut, SPEC, 0, probeVals) !== 0) return undefined;
+  return {
+    domain: probeOut.readInt32LE(EPT_SOCKPROBE.domain),
+    type: probeOut.readInt32LE(EPT_SOCKPROBE.type),
+    nonblock: (probeOut.readInt32LE(EPT_SOCKPROBE.flags) & O_NONBLOCK) !== 0,
+    connected: probeOut.readInt32LE(EPT_SOCKPROBE.connected) !== 0,
+    localPort: probeOut.readInt32LE(EPT_SOCKPROBE.local_port),
+  };
 }
 
 export interface SocketInfo {

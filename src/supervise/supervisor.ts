@@ -15,7 +15,7 @@ import {
   EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   SOCK_DGRAM, SOCK_STREAM,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
-  encodeSockaddr, replacementSocket, socketError, socketInfo, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
+  carriedOptions, encodeSockaddr, optionLabels, socketError, socketInfo, socketKind, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
 } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 
@@ -65,6 +65,17 @@ export interface SwapRecord {
   uring?: UringSlot[];
   /** socket options that could not be carried over */
   unset?: string[];
+}
+
+/** The inode of the file at pid:fd now (-1n when there is none). */
+function inoAt(pid: number, fd: number): bigint {
+  const copy = takeFd(pid, fd);
+  if (copy < 0) return -1n;
+  try {
+    return fstatSync(copy, { bigint: true }).ino;
+  } finally {
+    closeFd(copy);
+  }
 }
 
 /** The supervisor's own fd table (or the system's) is full: the caller gets that errno, and the cause is logged. */
@@ -336,7 +347,8 @@ export class Supervisor extends EventEmitter {
         return;
       }
       if (old < 0) return fail(EBADF, `fd ${fd} is not open`);
-      const info = socketInfo(old);
+      // What the socket is (a few system calls); its options are read where they are carried over.
+      const info = socketKind(old);
       if (!info) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
       const ino = fstatSync(old, { bigint: true }).ino;
       const rule = rules.find((r) => (r.proto === 'udp' ? info.type === SOCK_DGRAM : info.type === SOCK_STREAM));
@@ -365,24 +377,30 @@ export class Supervisor extends EventEmitter {
       let r: ReplaceResult;
       const target = { listenerFd, id: n.id, pid: table, fd };
       const replaceOpts = { tracker: this.tracker, fixup: this.fixup, oldFd: old, tgid: table, copies: this.copies };
+      let freshIno: bigint;
       if (info.nonblock) {
-        // Its connect, ADD, ADDFD and DEL in one native call off the event loop.
-        const s = replacementSocket(rule.to, info);
-        fresh = s.fd;
-        if (s.unset.length) rec.unset = s.unset;
-        if (fresh < 0) return fail(s.err, `socket() failed: errno ${s.err}`);
-        const done = await connectAndReplace(target, fresh, this.sockaddr(rule.to), replaceOpts);
+        // The replacement (its options read from the old socket and set), its connect, ADD,
+        // ADDFD and DEL: one native call off the event loop.
+        const done = await connectAndReplace(target, {
+          family: rule.to.family, type: info.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, like: old, bindPort: info.localPort,
+          addr: this.sockaddr(rule.to), ...carriedOptions(info.domain, info.type),
+        }, replaceOpts);
         if (done.connectErr === EINPROGRESS) result = { error: EINPROGRESS };
+        const unset = optionLabels(done.unset);
+        if (unset.length) rec.unset = unset;
+        freshIno = done.ino;
         r = done;
       } else {
-        const c = startConnect(rule.to, info);
+        const full = socketInfo(old);
+        if (!full) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
+        const c = startConnect(rule.to, full);
         fresh = c.fd;
         if (c.unset.length) rec.unset = c.unset;
         if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
         if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
         // A blocking caller gets the final result, or EINPROGRESS once its SO_SNDTIMEO has passed (as the kernel does).
         // Other swaps of this fd table go on meanwhile.
-        const limit = info.sndTimeoMs > 0 ? Math.min(info.sndTimeoMs, this.timeout) : this.timeout;
+        const limit = full.sndTimeoMs > 0 ? Math.min(full.sndTimeoMs, this.timeout) : this.timeout;
         let ok = c.err !== EINPROGRESS;
         if (!ok) {
           unlock();
@@ -394,7 +412,7 @@ export class Supervisor extends EventEmitter {
             rec.error = 'caller went away while connecting';
             return;
           }
-          if (info.sndTimeoMs > 0 && info.sndTimeoMs <= this.timeout) result = { error: EINPROGRESS };
+          if (full.sndTimeoMs > 0 && full.sndTimeoMs <= this.timeout) result = { error: EINPROGRESS };
           else return fail(ETIMEDOUT, `connect to ${rec.to} timed out`);
         } else {
           const se = socketError(fresh);
@@ -407,17 +425,25 @@ export class Supervisor extends EventEmitter {
           return;
         }
         if (kcmp(table, process.pid, KCMP_FILE, fd, old) !== 0) {
-          // The number got another file while the connect went on (dup2 by another thread, or
-          // another swap): the kernel's connect would have gone on with the old socket, which
-          // the number no longer names. The caller gets that connect's answer; nothing is installed.
           rec.result = 'swapped';
+          if (this.installed.get(key) === inoAt(table, fd)) {
+            // Another thread's swap of this same socket (through a copy at another number) put
+            // our replacement here meanwhile: this connect is the second on one socket, and the
+            // kernel answers it on the replacement (EALREADY or EISCONN), as it would have.
+            respond(listenerFd, n.id, { continue: true });
+            rec.error = `fd ${fd} was swapped by another thread's connect meanwhile: left to the kernel`;
+            return;
+          }
+          // The program put another file at the number (dup2) while the connect went on: the
+          // kernel's connect would have gone on with the old socket, which the number no longer
+          // names. The caller gets that connect's answer; nothing is installed.
           rec.error = `fd ${fd} got another file while connecting: answered, nothing installed`;
           this.answer(listenerFd, n, rec, key, -1n, result);
           return;
         }
         r = await replaceFd(target, fresh, replaceOpts);
+        freshIno = fstatSync(fresh, { bigint: true }).ino;
       }
-      const freshIno = fstatSync(fresh, { bigint: true }).ino;
       for (const k of r.copies) this.installed.set(`${table}:${k}`, freshIno);
       this.sweep();
       // Our references go before the caller resumes: the old socket may die now (and with it any

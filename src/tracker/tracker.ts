@@ -399,10 +399,13 @@ export class Tracker {
 
   /**
    * Record that the epoll instance at pid:fd can be found there (after a helper
-   * process touched it, its own short-lived fd would otherwise be the location).
+   * process touched it, its own short-lived fd would otherwise be the location:
+   * the hooks record whoever calls epoll_ctl). Lazy mode has no hooks: nothing
+   * recorded the helper, and the location the lookup found stands.
    */
   noteEpoll(pid: number, fd: number): void {
     this.assertOpen();
+    if (this.mode === 'lazy') return;
     if (this.sys) {
       try {
         const a = this.sys.run(SYS_OP.lookup, pid, fd, this.epollFops);

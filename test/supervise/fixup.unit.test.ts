@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/kernel/bpfobject.js';
-import { EPT_ADDFD, EPT_CTL, EPT_OPT_SKIPPED, EPT_OPTSPEC, EPT_OPTVAL, EPT_SOCKPROBE } from '../../src/supervise/fixup.js';
+import { EPT_ADDFD, EPT_CONNECT, EPT_CTL, EPT_OPT_SKIPPED, EPT_OPTSPEC, EPT_OPTVAL, EPT_SOCKPROBE } from '../../src/supervise/fixup.js';
 
 describe('fixup: struct layouts shared with native/lib/fixup.h', () => {
   const header = readFileSync(join(packageRoot(), 'native', 'lib', 'fixup.h'), 'utf8');
   const structs: [string, Record<string, number>][] = [
-    ['ept_ctl', EPT_CTL], ['ept_addfd', EPT_ADDFD], ['ept_sockprobe', EPT_SOCKPROBE], ['ept_optspec', EPT_OPTSPEC], ['ept_optval', EPT_OPTVAL],
+    ['ept_ctl', EPT_CTL], ['ept_addfd', EPT_ADDFD], ['ept_sockprobe', EPT_SOCKPROBE], ['ept_optspec', EPT_OPTSPEC], ['ept_optval', EPT_OPTVAL], ['ept_connect', EPT_CONNECT],
   ];
 
   for (const [name, ts] of structs) {

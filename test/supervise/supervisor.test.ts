@@ -199,6 +199,26 @@ describe('supervisor', function () {
     expect(r.supervisor.swaps.map((x) => [x.result, x.moved, x.copies])).to.deep.equal([['swapped', 4, [s, keep].sort((a, b) => a - b)]]);
   });
 
+  it('a non-blocking connect: the options the program set are carried over (read and set on the pool thread), the registration moved', async () => {
+    const { ch, cmd, done } = supervisedEpctl();
+    const [pid] = await cmd('pid');
+    const [ep] = await cmd('create');
+    const [s] = await cmd('socket');
+    await cmd(`sockopts ${s}`);
+    await cmd(`nonblock ${s}`);
+    await cmd(`add ${ep} ${s} 5 9`);
+    const optsBefore = socketOptsOf(pid, s);
+    expect(optsBefore).to.include({ SO_KEEPALIVE: 1, SO_REUSEADDR: 1, TCP_NODELAY: 1 });
+    expect(await ch().send(`connect ${s} 127.0.0.2 80`)).to.match(/EINPROGRESS|115/);
+    expect(await cmd(`wait ${ep}`)).to.deep.equal([1]);
+    expect(await ch().send(`peer ${s}`)).to.equal('ok 1');
+    expect(socketOptsOf(pid, s, Object.keys(optsBefore))).to.deep.equal(optsBefore);
+    expect(tracker.membershipsOf(pid, s).map((m) => [m.epfd, m.tfd, m.data])).to.deep.equal([[ep, s, 9n]]);
+    await ch().send('exit');
+    const r = await done;
+    expect(r.supervisor.swaps.map((x) => [x.result, x.moved, x.unset])).to.deep.equal([['swapped', 1, undefined]]);
+  });
+
   it('moves a registration that was made through io_uring', async () => {
     const { ch, cmd, done } = supervisedEpctl();
     const [pid] = await cmd('pid');
@@ -227,7 +247,7 @@ describe('supervisor', function () {
   });
 
   it('two threads connecting one socket through two numbers (a dup) at once: one swap installs it at both, the other connect gets what the kernel says', async () => {
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 20; i++) {
       const r = await runSupervised([join(BIN, 'badconnect'), 'racedup', '127.0.0.2', '80'], true);
       const got = r.out.trim().split('\n').map((l) => JSON.parse(l) as { mode: string; ret: number; errno: string; same?: number; peer?: number });
       const races = got.filter((g) => g.mode === 'race');
