@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +21,13 @@ int main(void)
 	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), ep = epoll_create1(EPOLL_CLOEXEC);
 	char buf[512];
+	struct rlimit rl;
+
+	/* every client of the storm may be connected at once */
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 
 	if (ls < 0 || ep < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 4096) ||
 	    getsockname(ls, (struct sockaddr *)&a, &len)) {

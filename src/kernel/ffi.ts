@@ -289,22 +289,62 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
 }
 
 /**
- * A copy, in this process, of fd `fd` of process `pid` (pidfd_open +
- * pidfd_getfd + close). Returns the new fd, or -errno: -ESRCH when the
- * process is gone, -EBADF when it has no such fd, -EPERM without ptrace rights.
- * The caller closes the copy (closeFd).
+ * pidfds opened during this turn of the event loop, closed at its end: a swap
+ * takes the old socket and then the epolls from one process in one synchronous
+ * run, and consecutive notifications often come from one process. A pidfd
+ * names one process for good: if it has died meanwhile, pidfd_getfd fails with
+ * ESRCH and the pid (perhaps reused) is looked up afresh.
+ */
+const turnPidfds = new Map<number, number>();
+let turnEnds: NodeJS.Immediate | undefined;
+
+function endTurn(): void {
+  for (const fd of turnPidfds.values()) libc().close(fd);
+  turnPidfds.clear();
+  turnEnds = undefined;
+}
+
+function processPidfd(pid: number): number {
+  const known = turnPidfds.get(pid);
+  if (known !== undefined) return known;
+  const pidfd = pidfdOpen(pid);
+  if (pidfd < 0) return pidfd;
+  if (turnPidfds.size >= 16) {
+    const [oldest, fd] = turnPidfds.entries().next().value as [number, number];
+    turnPidfds.delete(oldest);
+    libc().close(fd);
+  }
+  turnPidfds.set(pid, pidfd);
+  turnEnds ??= setImmediate(endTurn).unref();
+  return pidfd;
+}
+
+/**
+ * A copy, in this process, of fd `fd` of process `pid` (pidfd_getfd). Returns
+ * the new fd, or -errno: -ESRCH when the process is gone, -EBADF when it has
+ * no such fd, -EPERM without ptrace rights. The caller closes the copy (closeFd).
  */
 export function takeFd(pid: number, fd: number): number {
-  let pidfd = pidfdOpen(pid);
-  // Not a thread-group leader: a thread, whose own fd table (unshare(CLONE_FILES)) only a
-  // thread pidfd reads (PIDFD_THREAD, v6.9+; before that this fails too, with EINVAL).
-  if (pidfd === -constants.errno.EINVAL || pidfd === -constants.errno.ENOENT) pidfd = pidfdOpen(pid, PIDFD_THREAD);
-  if (pidfd < 0) return pidfd;
-  try {
-    return pidfdGetfd(pidfd, fd);
-  } finally {
-    closeFd(pidfd);
+  let pidfd = processPidfd(pid);
+  if (pidfd === -constants.errno.EINVAL || pidfd === -constants.errno.ENOENT) {
+    // Not a thread-group leader: a thread, whose own fd table (unshare(CLONE_FILES)) only a
+    // thread pidfd reads (PIDFD_THREAD, v6.9+; before that this fails too, with EINVAL).
+    pidfd = pidfdOpen(pid, PIDFD_THREAD);
+    if (pidfd < 0) return pidfd;
+    try {
+      return pidfdGetfd(pidfd, fd);
+    } finally {
+      closeFd(pidfd);
+    }
   }
+  if (pidfd < 0) return pidfd;
+  const got = pidfdGetfd(pidfd, fd);
+  if (got !== -constants.errno.ESRCH || turnPidfds.get(pid) !== pidfd) return got;
+  // The process this pid named earlier in this turn has died: the pid may name another one now.
+  turnPidfds.delete(pid);
+  libc().close(pidfd);
+  pidfd = processPidfd(pid);
+  return pidfd < 0 ? pidfd : pidfdGetfd(pidfd, fd);
 }
 
 export function closeFd(fd: number): void {

@@ -42,15 +42,15 @@ describe('bench --storm output', () => {
     const r: StormResult = {
       processes: 32, concurrent: 30, rounds: 5, fds: 500, runs: 3, fixupCost: 1.05, fixupThroughput: 1.2,
       rows: [
-        { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, seconds: 1.5, swapsPerSec: 3200, client: lat(2000, 8000), cpuPerSwap: 210 },
-        { fixup: false, copies: true, swaps: 4800, failed: 0, clientOk: 0, seconds: 1.4, swapsPerSec: 3360, client: lat(1800, 7000), cpuPerSwap: 200 },
+        { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, answered: 4800, seconds: 1.5, swapsPerSec: 3200, client: lat(2000, 8000), cpuPerSwap: 210 },
+        { fixup: false, copies: true, swaps: 4800, failed: 0, clientOk: 0, answered: 4800, seconds: 1.4, swapsPerSec: 3360, client: lat(1800, 7000), cpuPerSwap: 200 },
       ],
-      floor: { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, seconds: 0.7, swapsPerSec: 6400, client: lat(30, 90), cpuPerSwap: 0 },
+      floor: { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, answered: 4800, seconds: 0.7, swapsPerSec: 6400, client: lat(30, 90), cpuPerSwap: 0 },
       single: { fixup: lat(400, 900), none: lat(380, 800) },
     };
     const text = formatStorm(r);
-    expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x\s+210 µs/);
-    expect(text).to.match(/no swap \(the floor\)\s+4800\s+0\s+4800\s+6400\s+30 µs/);
+    expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x\s+210 µs/);
+    expect(text).to.match(/no swap \(the floor\)\s+4800\s+0\s+4800\s+4800\s+6400\s+30 µs/);
     expect(text).to.contain('the median of 3 runs');
     expect(text).to.contain("swaps/s with the fix-up / the floor's connects/s = 0.50");
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
