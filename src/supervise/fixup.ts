@@ -189,23 +189,12 @@ function args(r: SwapRequest, e: Encoded): SwapArgs {
 }
 
 /**
- * The swap in one native call: ADD (new file, N) per `adds`, ADDFD+SETFD of
- * `newFd` at each of `at` on notification `id`, then DEL (old file, N) per
- * `dels`. A failing ADD or first ADDFD undoes the ADDs before it.
- */
-export function swapFile(r: SwapRequest): SwapOutcome {
-  const e = encodeSwap(r);
-  try {
-    return e.done ?? decodeSwap(r, e, fixupLib().ept_swap(...args(r, e)));
-  } finally {
-    e.eps.close();
-  }
-}
-
-/**
- * swapFile on a thread of libuv's pool: SECCOMP_IOCTL_NOTIF_ADDFD returns only
- * once the caller's thread has run and installed the file, and the event loop
- * serves other notifications meanwhile.
+ * The swap in one native call (ept_swap), on a thread of libuv's pool: ADD
+ * (new file, N) per `adds`, ADDFD+SETFD of `newFd` at each of `at` on
+ * notification `id`, then DEL (old file, N) per `dels`; a failing ADD or first
+ * ADDFD undoes the ADDs before it. SECCOMP_IOCTL_NOTIF_ADDFD returns only once
+ * the caller's thread has run and installed the file: the event loop serves
+ * other notifications meanwhile.
  */
 export function swapFileAsync(r: SwapRequest): Promise<SwapOutcome> {
   const e = encodeSwap(r);

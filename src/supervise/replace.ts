@@ -26,7 +26,7 @@ import { constants } from 'node:os';
 import { BadFdError, errnoName, NoSuchProcessError, ReplaceError } from '../kernel/errors.js';
 import { fdinfoMemberships, type Membership } from '../tracker/fdinfo.js';
 import {
-  EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFile, swapFileAsync, uringUpdate as ringUpdate, type CtlRequest, type MakeSocket, type SwapOutcome, type SwapRequest,
+  EPOLL_CTL_ADD, EPOLL_CTL_DEL, fdTableCopies, swapFileAsync, uringUpdate as ringUpdate, type CtlRequest, type MakeSocket, type SwapOutcome, type SwapRequest,
 } from './fixup.js';
 import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { fdCloexec, tgidOf } from './seccomp.js';
@@ -223,19 +223,6 @@ export async function replaceFd(target: ReplaceTarget, newFd: number, opts: Repl
   const plan = planReplace(target, newFd, opts);
   try {
     return finishReplace(plan, await swapFileAsync(plan.request), newFd, opts);
-  } finally {
-    if (plan.ownOld) closeFd(plan.oldCopy);
-  }
-}
-
-/**
- * replaceFd, done before it returns (ADDFD waits on the calling thread for the
- * caller to install the file): no other work comes in between.
- */
-export function replaceFdNow(target: ReplaceTarget, newFd: number, opts: ReplaceOptions = {}): ReplaceResult {
-  const plan = planReplace(target, newFd, opts);
-  try {
-    return finishReplace(plan, swapFile(plan.request), newFd, opts);
   } finally {
     if (plan.ownOld) closeFd(plan.oldCopy);
   }

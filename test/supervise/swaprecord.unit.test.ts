@@ -54,7 +54,7 @@ describe('bench --storm output', () => {
     expect(text).to.contain('the median of 3 runs');
     expect(text).to.contain("swaps/s with the fix-up / the floor's connects/s = 0.50");
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
-    expect(text).to.contain('supervisor CPU per swap with / without = 1.05x');
+    expect(text).to.contain('the median of 3 pairs of runs): supervisor CPU per swap with / without = 1.05x');
     expect(text).to.contain('swaps/s without / with = 1.20x');
   });
 });
