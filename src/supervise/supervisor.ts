@@ -86,11 +86,14 @@ function outOfFds(e: number): string {
 const SOCKADDR_MAX = 128; // sizeof(struct sockaddr_storage): the kernel's bound too
 
 /**
- * Swaps under way at once (each holds the old file, its replacement and the
- * epolls it moves): enough for the event loop to prepare the next swaps while
- * SECCOMP_IOCTL_NOTIF_ADDFD waits for a caller to run and install its file.
+ * Redirected connects served at once, waiting for their fd table included
+ * (each holds at most the old file, its replacement and the epolls it moves):
+ * enough for the event loop to prepare the next swaps while
+ * SECCOMP_IOCTL_NOTIF_ADDFD waits for a caller to run. The serve loop takes
+ * no new notification past that, so the supervisor's fds stay few and so does
+ * the kernel's list of received notifications, which every seccomp ioctl walks.
  */
-const MAX_ACTIVE = 4;
+const MAX_ACTIVE = 8;
 
 export class Supervisor extends EventEmitter {
   private readonly redirects: Redirect[];
@@ -102,7 +105,7 @@ export class Supervisor extends EventEmitter {
   private readonly busy = new Map<string, Promise<void>>();
   /** per fd table: the tail of its queue of swaps (lockTable) */
   private readonly tables = new Map<number, Promise<void>>();
-  /** swaps holding their fd table, and the serve loop waiting for that to drop below MAX_ACTIVE */
+  /** redirected connects being served (enter/leave), and the serve loop waiting for that to drop below MAX_ACTIVE */
   private active = 0;
   private readonly roomWaiters: (() => void)[] = [];
   private readonly encoded = new WeakMap<SockAddr, Buffer>();
@@ -186,8 +189,7 @@ export class Supervisor extends EventEmitter {
 
   /**
    * Wait for fd table `table` to be free, and hold it: returns the release
-   * (which is idempotent). Holders are counted: the serve loop takes no new
-   * notification while MAX_ACTIVE swaps are under way, so the fds they hold stay few.
+   * (which is idempotent). Waiters queue in order.
    */
   private async lockTable(table: number): Promise<() => void> {
     const prev = this.tables.get(table);
@@ -196,19 +198,30 @@ export class Supervisor extends EventEmitter {
     const tail = prev ? prev.then(() => mine) : mine;
     this.tables.set(table, tail);
     if (prev) await prev;
-    this.active++;
     let held = true;
     return () => {
       if (!held) return;
       held = false;
       release();
       if (this.tables.get(table) === tail) this.tables.delete(table);
-      this.active--;
-      this.roomWaiters.shift()?.();
     };
   }
 
-  /** Until fewer than MAX_ACTIVE swaps are under way. */
+  /**
+   * A redirected connect is being served, or no longer: counted against
+   * MAX_ACTIVE from the time it has its fd (busy) until it ends, but for a
+   * blocking caller's wait for its connect.
+   */
+  private enter(): void {
+    this.active++;
+  }
+
+  private leave(): void {
+    this.active--;
+    this.roomWaiters.shift()?.();
+  }
+
+  /** Until fewer than MAX_ACTIVE redirected connects are being served. */
   private async room(): Promise<void> {
     while (this.active >= MAX_ACTIVE) await new Promise<void>((r) => this.roomWaiters.push(r));
   }
@@ -268,9 +281,11 @@ export class Supervisor extends EventEmitter {
     while (this.busy.has(key)) await this.busy.get(key);
     let release = () => {};
     this.busy.set(key, new Promise<void>((r) => { release = r; }));
+    this.enter();
     try {
       await this.redirect(listenerFd, n, tgid, fd, rules, table);
     } finally {
+      this.leave();
       this.busy.delete(key);
       release();
     }
@@ -404,7 +419,12 @@ export class Supervisor extends EventEmitter {
         let ok = c.err !== EINPROGRESS;
         if (!ok) {
           unlock();
-          ok = await this.connected(listenerFd, n.id, fresh, limit);
+          this.leave();
+          try {
+            ok = await this.connected(listenerFd, n.id, fresh, limit);
+          } finally {
+            this.enter();
+          }
           unlock = await this.lockTable(table);
         }
         if (!ok) {
