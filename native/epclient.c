@@ -10,6 +10,7 @@
  *   --dup          dup() the socket before connect (the old file stays alive)
  *   --fork         fork before connect: a child shares the epoll and the socket
  *   --threads N    N threads, each with its own socket, one shared epoll
+ *   --epoll-per-thread   with --threads: each thread its own epoll (an event loop per thread)
  *   --timeout MS   how long to wait for each event (default 3000)
  *   --sleep MS     sleep before exiting (lets a test look at the process)
  *   --fds N        first open /dev/null until the process holds N fds
@@ -51,6 +52,8 @@ static long q_t0, q_t1;
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static int shared_ep[2] = { -1, -1 };
+static __thread int thread_ep[2] = { -1, -1 };
+static int opt_ep_per_thread;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Wait on @ep until @fd reports one of @want; returns the events or 0 on timeout. */
@@ -153,7 +156,7 @@ static void *one(void *arg)
 		base = (base & ~EPOLLONESHOT) | EPOLLEXCLUSIVE;
 	for (int i = 0; i < opt_epolls; i++) {
 		struct epoll_event ev = { .events = base, .data.u64 = me };
-		eps[i] = shared_ep[i] >= 0 ? shared_ep[i] : epoll_create1(0);
+		eps[i] = thread_ep[i] >= 0 ? thread_ep[i] : shared_ep[i] >= 0 ? shared_ep[i] : epoll_create1(0);
 		if (epoll_ctl(eps[i], EPOLL_CTL_ADD, s, &ev))
 			perror("epoll_ctl ADD");
 	}
@@ -218,13 +221,16 @@ static void *one(void *arg)
 		close(dupfd);
 	close(s);
 	for (int i = 0; i < opt_epolls; i++)
-		if (shared_ep[i] < 0)
+		if (shared_ep[i] < 0 && thread_ep[i] < 0)
 			close(eps[i]);
 	return NULL;
 }
 
 static void *many(void *arg)
 {
+	if (opt_ep_per_thread)
+		for (int e = 0; e < opt_epolls; e++)
+			thread_ep[e] = epoll_create1(0);
 	for (int k = 0; k < opt_repeat; k++)
 		one(arg);
 	return NULL;
@@ -258,6 +264,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) opt_repeat = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--quiet")) opt_quiet = 1;
 		else if (!strcmp(argv[i], "--poll-if-lost")) opt_poll_lost = 1;
+		else if (!strcmp(argv[i], "--epoll-per-thread")) opt_ep_per_thread = 1;
 		else { fprintf(stderr, "epclient: unknown option %s\n", argv[i]); return 2; }
 	}
 	if (argc - i != 2 || opt_epolls < 1 || opt_epolls > 2 || opt_threads < 1 || opt_threads > 64) {
@@ -298,7 +305,7 @@ int main(int argc, char **argv)
 	}
 	q_t0 = now_us();
 	if (opt_threads > 1) {
-		for (int e = 0; e < opt_epolls; e++)
+		for (int e = 0; e < opt_epolls && !opt_ep_per_thread; e++)
 			shared_ep[e] = epoll_create1(0);
 		for (int t = 0; t < opt_threads; t++)
 			pthread_create(&th[t], NULL, many, (void *)(long)t);

@@ -3,9 +3,9 @@
 // throughput target is relative to it ("today on this machine: 1,609 swaps/s").
 // Builds the first release (git commit FIRST below) in a worktree under /tmp,
 // then runs the same storm row (32 processes x 30 concurrent connects, 500 fds
-// each, the fix-up on, this build's epclient and target server) under each
+// each, an epoll per thread unless --shared-epoll, the fix-up on, this build's epclient and target server) under each
 // supervisor in turn, `--runs` times, and prints the medians and their ratio.
-//   node scripts/storm-vs-first.mjs [--runs 5] [--rounds 20] [--target echod|node] [--json]
+//   node scripts/storm-vs-first.mjs [--runs 5] [--rounds 20] [--target echod|node] [--shared-epoll] [--json]
 // One row:  node scripts/storm-vs-first.mjs --row DIST_ROOT  (prints one JSON line)
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -17,7 +17,7 @@ const FIRST = '1ae4651'; // the last commit before issue 10's work: the first re
 const root = join(import.meta.dirname, '..');
 const { values: o } = parseArgs({ options: {
   runs: { type: 'string', default: '5' }, rounds: { type: 'string', default: '20' }, target: { type: 'string', default: 'echod' },
-  row: { type: 'string' }, json: { type: 'boolean', default: false },
+  row: { type: 'string' }, json: { type: 'boolean', default: false }, 'shared-epoll': { type: 'boolean', default: false },
 } });
 const ROUNDS = Number(o.rounds);
 
@@ -45,7 +45,7 @@ async function row(dist) {
   try {
     const epclient = join(root, 'build', 'bin', 'epclient');
     const run = async (procs, rounds) => {
-      const args = ['--threads', '30', '--et', '--repeat', String(rounds), '--fds', '500', '--quiet', '--timeout', '5000', '127.0.0.2', '80'];
+      const args = ['--threads', '30', '--et', ...(o['shared-epoll'] ? [] : ['--epoll-per-thread']), '--repeat', String(rounds), '--fds', '500', '--quiet', '--timeout', '5000', '127.0.0.2', '80'];
       let swaps = 0, first = 0n, last = 0n, cpu0 = process.cpuUsage(), cpu1 = cpu0;
       await supervise('sh', ['-c', `for i in $(seq ${procs}); do ${epclient} ${args.join(' ')} > ${dir}/$i & done; wait`], {
         redirects: [{ from: parseEndpoint('127.0.0.2:80'), to: parseEndpoint(`127.0.0.1:${server.port}`) }], tracker, stdio: 'ignore',
@@ -93,7 +93,7 @@ const builds = { this: join(root, 'dist'), first: join(firstDir, 'dist') };
 const got = { this: [], first: [] };
 for (let i = 0; i < Number(o.runs); i++) {
   for (const [name, dist] of Object.entries(builds)) {
-    const out = execFileSync(process.execPath, [import.meta.filename, '--row', dist, '--rounds', String(ROUNDS), '--target', o.target], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [import.meta.filename, '--row', dist, '--rounds', String(ROUNDS), '--target', o.target, ...(o['shared-epoll'] ? ['--shared-epoll'] : [])], { encoding: 'utf8' });
     const r = JSON.parse(out);
     got[name].push(r);
     log(`run ${i + 1}: ${name.padEnd(5)} ${r.swapsPerSec.toFixed(0)} swaps/s, ${r.ok}/${r.swaps} programs ok, supervisor CPU ${r.cpuPerSwap.toFixed(0)} µs/swap`);
@@ -102,14 +102,14 @@ for (let i = 0; i < Number(o.runs); i++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = (name, k) => median(got[name].map((r) => r[k]));
 const result = {
-  first: FIRST, target: o.target, runs: Number(o.runs), rounds: ROUNDS,
+  first: FIRST, target: o.target, sharedEpoll: o['shared-epoll'], runs: Number(o.runs), rounds: ROUNDS,
   thisSwapsPerSec: m('this', 'swapsPerSec'), firstSwapsPerSec: m('first', 'swapsPerSec'),
   thisCpuPerSwap: m('this', 'cpuPerSwap'), firstCpuPerSwap: m('first', 'cpuPerSwap'),
 };
 result.ratio = result.thisSwapsPerSec / result.firstSwapsPerSec;
 if (o.json) console.log(JSON.stringify(result));
 else {
-  console.log(`storm (32 x 30 concurrent connects x ${ROUNDS} rounds, 500 fds each, fix-up on, target ${o.target}), medians of ${o.runs} runs taking turns:`);
+  console.log(`storm (32 x 30 concurrent connects x ${ROUNDS} rounds, 500 fds each, ${o['shared-epoll'] ? 'one epoll shared by the threads' : 'an epoll per thread'}, fix-up on, target ${o.target}), medians of ${o.runs} runs taking turns:`);
   console.log(`  this build:          ${result.thisSwapsPerSec.toFixed(0)} swaps/s, supervisor CPU ${result.thisCpuPerSwap.toFixed(0)} µs/swap`);
   console.log(`  first release ${hash}: ${result.firstSwapsPerSec.toFixed(0)} swaps/s, supervisor CPU ${result.firstCpuPerSwap.toFixed(0)} µs/swap`);
   console.log(`  this / first: ${result.ratio.toFixed(2)}x swaps/s (target >= 2x)`);

@@ -288,6 +288,8 @@ export interface StormOptions {
   fds?: number;
   /** each row this many times, alternating (the median run is reported) */
   runs?: number;
+  /** the threads of each program share one epoll (default: an epoll per thread, an event loop each) */
+  sharedEpoll?: boolean;
   pinDir?: string;
   log?: (s: string) => void;
 }
@@ -310,7 +312,7 @@ export interface StormRow {
   cpuPerSwap: number;
 }
 export interface StormResult {
-  processes: number; concurrent: number; rounds: number; fds: number; runs: number;
+  processes: number; concurrent: number; rounds: number; fds: number; runs: number; sharedEpoll: boolean;
   rows: StormRow[];
   /** the same programs with no swap: every connect goes to the target, the supervisor lets it continue (connects/s) */
   floor: StormRow;
@@ -357,7 +359,7 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
   const [host, port] = floor ? ['127.0.0.1', String(to)] : ['127.0.0.2', '80'];
   const args = single
     ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', ...wait, host, port]
-    : ['--threads', String(o.concurrent), '--et', '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
+    : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
   // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
   const script = single
@@ -413,7 +415,7 @@ function medianRow(rows: StormRow[]): StormRow {
 
 /** The storm: `processes` programs × `concurrent` connects at once, each holding `fds` fds, served by one supervisor. */
 export async function storm(opts: StormOptions = {}): Promise<StormResult> {
-  const o = { processes: opts.processes ?? 32, concurrent: opts.concurrent ?? 30, rounds: opts.rounds ?? 5, fds: opts.fds ?? 500 };
+  const o = { processes: opts.processes ?? 32, concurrent: opts.concurrent ?? 30, rounds: opts.rounds ?? 5, fds: opts.fds ?? 500, sharedEpoll: opts.sharedEpoll ?? false };
   const runs = opts.runs ?? 3;
   const log = opts.log ?? (() => {});
   const pinDir = opts.pinDir ?? `/sys/fs/bpf/epolltrack-bench-${process.pid}`;
@@ -462,7 +464,7 @@ export function formatStorm(r: StormResult): string {
   const row = (name: string, x: StormRow, cpu: string) =>
     `${name.padEnd(26)} ${String(x.swaps).padStart(6)}  ${String(x.failed).padStart(6)}  ${String(x.clientOk).padStart(10)}  ${String(x.answered).padStart(8)}  ${x.swapsPerSec.toFixed(0).padStart(10)}   ${u(x.client.p50).padEnd(14)} ${u(x.client.p99).padEnd(9)} ${u(x.client.max).padEnd(9)} ${`${(x.client.p99 / x.client.p50).toFixed(1)}x`.padEnd(8)} ${cpu}`;
   const lines = [
-    `storm: ${r.processes} processes x ${r.concurrent} concurrent connects x ${r.rounds} rounds, ${r.fds} fds each, one supervisor; target: echod (native)`,
+    `storm: ${r.processes} processes x ${r.concurrent} concurrent connects x ${r.rounds} rounds, ${r.fds} fds each, ${r.sharedEpoll ? 'one epoll shared by the threads of each' : 'an epoll per thread'}, one supervisor; target: echod (native)`,
     `each row: the median of ${r.runs} runs by swaps/s, the kinds taking turns`,
     '                            swaps  failed  program ok  answered     swaps/s   connect() p50    p99       max       p99/p50  supervisor CPU/swap',
   ];

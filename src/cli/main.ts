@@ -278,7 +278,7 @@ const runners: Record<string, Runner> = {
       const { storm, formatStorm } = await import('./bench.js');
       const n = (k: string, lo: number, hi: number) => (v[k] !== undefined ? int(`--${k}`, str(v, k), lo, hi) : undefined);
       const r = await storm({
-        processes: n('processes', 1, 1024), concurrent: n('concurrent', 1, 64), rounds: n('rounds', 1, 100000), fds: n('fds', 1, 1 << 20), runs: n('runs', 1, 100),
+        processes: n('processes', 1, 1024), concurrent: n('concurrent', 1, 64), rounds: n('rounds', 1, 100000), fds: n('fds', 1, 1 << 20), runs: n('runs', 1, 100), sharedEpoll: v['shared-epoll'] === true,
         log: ctx.json ? undefined : (s) => process.stderr.write(`${s}\n`),
       });
       if (ctx.json) out(toJson(r, 2));

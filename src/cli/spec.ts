@@ -141,6 +141,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'concurrent', type: 'string', value: 'N', default: '30', help: 'with --storm: concurrent connects per process (1–64)' },
       { name: 'rounds', type: 'string', value: 'N', default: '5', help: 'with --storm: connects per concurrent caller' },
       { name: 'runs', type: 'string', value: 'N', default: '3', help: 'with --storm: runs of each kind, taking turns; each row is the median run (1–100)' },
+      { name: 'shared-epoll', type: 'boolean', help: 'with --storm: the threads of each program share one epoll (default: an epoll per thread, as with an event loop per thread)' },
       JSON_OPT,
     ],
     examples: [

@@ -40,7 +40,7 @@ describe('bench --storm output', () => {
   it('shows swaps/s, p50/p99 and their ratio, the supervisor\'s CPU per swap, the floor, and the fix-up cost', () => {
     const lat = (p50: number, p99: number) => ({ p50, p99, max: p99 * 2, n: 100 });
     const r: StormResult = {
-      processes: 32, concurrent: 30, rounds: 5, fds: 500, runs: 3, fixupCost: 1.05, fixupThroughput: 1.2,
+      processes: 32, concurrent: 30, rounds: 5, fds: 500, runs: 3, sharedEpoll: false, fixupCost: 1.05, fixupThroughput: 1.2,
       rows: [
         { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, answered: 4800, seconds: 1.5, swapsPerSec: 3200, client: lat(2000, 8000), cpuPerSwap: 210 },
         { fixup: false, copies: true, swaps: 4800, failed: 0, clientOk: 0, answered: 4800, seconds: 1.4, swapsPerSec: 3360, client: lat(1800, 7000), cpuPerSwap: 200 },
@@ -52,6 +52,8 @@ describe('bench --storm output', () => {
     expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x\s+210 µs/);
     expect(text).to.match(/no swap \(the floor\)\s+4800\s+0\s+4800\s+4800\s+6400\s+30 µs/);
     expect(text).to.contain('the median of 3 runs');
+    expect(text).to.contain('an epoll per thread');
+    expect(formatStorm({ ...r, sharedEpoll: true })).to.contain('one epoll shared by the threads of each');
     expect(text).to.contain("swaps/s with the fix-up / the floor's connects/s = 0.50");
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
     expect(text).to.contain('the median of 3 pairs of runs): supervisor CPU per swap with / without = 1.05x');
