@@ -19,8 +19,9 @@ import { launch, type Launched } from '../../src/index.js';
 import { BadInputError } from '../../src/kernel/errors.js';
 import { closeFd } from '../../src/kernel/ffi.js';
 import { pendingWaits, POLLIN, waitFd } from '../../src/kernel/poller.js';
-import { AF_INET, c, encodeSockaddr, parseEndpoint, SOCK_NONBLOCK, SOCK_STREAM } from '../../src/supervise/seccomp.js';
+import { parseEndpoint } from '../../src/supervise/seccomp.js';
 import { Supervisor, type Redirect } from '../../src/supervise/supervisor.js';
+import { hangingServer } from '../helpers/hang.js';
 
 const OCISEND = join(process.cwd(), 'build', 'bin', 'ocisend');
 
@@ -161,19 +162,8 @@ describe('Supervisor.serve: failure paths', function () {
 
   it('one process tree: 10 blocking connects stuck on a full backlog do not hold up its other connects', async () => {
     // A server that never accepts, with its queue full: connects to it hang.
-    const hang = c().socket(AF_INET, SOCK_STREAM, 0) as number;
-    const any = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: 0 });
-    c().bind(hang, any, any.length);
-    c().listen(hang, 0);
-    const b = Buffer.alloc(16);
-    c().getsockname(hang, b, [16]);
-    const hangTo = encodeSockaddr({ family: AF_INET, ip: '127.0.0.1', port: b.readUInt16BE(2) });
-    const fillers = Array.from({ length: 3 }, () => {
-      const f = c().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) as number;
-      c().connect(f, hangTo, hangTo.length);
-      return f;
-    });
-    const stuckRule = { from: parseEndpoint('127.0.0.2:7001')!, to: parseEndpoint(`127.0.0.1:${b.readUInt16BE(2)}`)! };
+    const hang = hangingServer();
+    const stuckRule = { from: parseEndpoint('127.0.0.2:7001')!, to: parseEndpoint(`127.0.0.1:${hang.port}`)! };
     const l = await launch('sh', ['-c',
       `for i in 1 2 3 4 5 6 7 8 9 10; do ${OCISEND} --time 1 - 127.0.0.2 7001 >/dev/null & p="$p $!"; done; read x; ${OCISEND} --time 20 - 127.0.0.2 7000; kill $p`],
     { stdio: 'pipe' });
@@ -189,7 +179,7 @@ describe('Supervisor.serve: failure paths', function () {
       expect(t).to.include({ errors: 0 });
       expect(t.us).to.have.length(20);
       // Served while the 10 still wait: none of them has a swap record yet (their timeout is 30 s).
-      expect(swaps.filter((to) => to.endsWith(`:${b.readUInt16BE(2)}`))).to.have.length(0);
+      expect(swaps.filter((to) => to.endsWith(`:${hang.port}`))).to.have.length(0);
       expect(swaps).to.have.length(20);
     } finally {
       l.child.stdin!.end();
@@ -197,8 +187,7 @@ describe('Supervisor.serve: failure paths', function () {
       sup.stop();
       await serving;
       closeFd(l.listenerFd);
-      for (const f of fillers) closeFd(f);
-      closeFd(hang);
+      hang.close();
     }
   });
 
