@@ -100,9 +100,9 @@ struct ept_connect {
 	int32_t addrlen;     /* in: connect to addr */
 	int32_t fd;          /* out: the socket made (the caller of ept_swap closes it), or < 0 */
 	int32_t connect_err; /* out: 0, EINPROGRESS or the connect's errno */
-	int32_t pad;
+	int32_t like_domain; /* in: the old socket's address family (its type is `type`) */
 	uint64_t unset;      /* out: bit i: option i of the spec could not be set */
-	uint64_t ino;        /* out: the socket's inode */
+	uint64_t ino;        /* out: the socket's inode (0: socket() failed) */
 	uint8_t addr[128];   /* in: struct sockaddr_in / sockaddr_in6 */
 };
 
@@ -114,6 +114,7 @@ _Static_assert(offsetof(struct ept_connect, bind_port) == 12, "struct ept_connec
 _Static_assert(offsetof(struct ept_connect, addrlen) == 16, "struct ept_connect addrlen");
 _Static_assert(offsetof(struct ept_connect, fd) == 20, "struct ept_connect fd");
 _Static_assert(offsetof(struct ept_connect, connect_err) == 24, "struct ept_connect connect_err");
+_Static_assert(offsetof(struct ept_connect, like_domain) == 28, "struct ept_connect like_domain");
 _Static_assert(offsetof(struct ept_connect, unset) == 32, "struct ept_connect unset");
 _Static_assert(offsetof(struct ept_connect, ino) == 40, "struct ept_connect ino");
 _Static_assert(offsetof(struct ept_connect, addr) == 48, "struct ept_connect addr");

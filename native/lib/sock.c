@@ -15,11 +15,27 @@
 
 #include "fixup.h"
 
+/* The value of each spec[i] on fd, a socket of (domain, type), into vals[i]. */
+static void read_opts(int fd, int domain, int type, const struct ept_optspec *spec, int n, struct ept_optval *vals)
+{
+	int inet = domain == AF_INET || domain == AF_INET6;
+
+	for (int i = 0; i < n; i++) {
+		const struct ept_optspec *s = &spec[i];
+		socklen_t vlen = s->max <= (int)sizeof(vals[i].val) ? (socklen_t)s->max : sizeof(vals[i].val);
+
+		memset(vals[i].val, 0, sizeof(vals[i].val));
+		if (!inet || (s->family && s->family != domain) || (s->type && s->type != type))
+			vals[i].len = EPT_OPT_SKIPPED;
+		else
+			vals[i].len = getsockopt(fd, s->level, s->name, vals[i].val, &vlen) ? -errno : (int32_t)vlen;
+	}
+}
+
 int ept_sock_probe(int fd, struct ept_sockprobe *out, const struct ept_optspec *spec, int n, struct ept_optval *vals)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(int);
-	int inet;
 
 	memset(out, 0, sizeof(*out));
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &out->type, &len))
@@ -31,35 +47,25 @@ int ept_sock_probe(int fd, struct ept_sockprobe *out, const struct ept_optspec *
 	out->flags = fcntl(fd, F_GETFL, 0);
 	len = sizeof(sa);
 	out->connected = getpeername(fd, (struct sockaddr *)&sa, &len) == 0;
-	inet = out->domain == AF_INET || out->domain == AF_INET6;
 	len = sizeof(sa);
-	if (inet && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+	if ((out->domain == AF_INET || out->domain == AF_INET6) && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
 		out->local_port = ntohs(((struct sockaddr_in *)&sa)->sin_port); /* same offset in sockaddr_in6 */
-	for (int i = 0; i < n; i++) {
-		const struct ept_optspec *s = &spec[i];
-		socklen_t vlen = s->max <= (int)sizeof(vals[i].val) ? (socklen_t)s->max : sizeof(vals[i].val);
-
-		memset(vals[i].val, 0, sizeof(vals[i].val));
-		if (!inet || (s->family && s->family != out->domain) || (s->type && s->type != out->type))
-			vals[i].len = EPT_OPT_SKIPPED;
-		else
-			vals[i].len = getsockopt(fd, s->level, s->name, vals[i].val, &vlen) ? -errno : (int32_t)vlen;
-	}
+	read_opts(fd, out->domain, out->type, spec, n, vals);
 	return 0;
 }
 
 /*
- * The replacement socket of struct ept_connect: made, set up like c->like
- * (each option of spec that was read from it and differs from defaults, the
- * fresh socket's, is set; SO_RCVBUF/SO_SNDBUF halved, as the kernel doubles
- * them; options of the other address family skipped), bound to c->bind_port,
+ * The replacement socket of struct ept_connect: made, set up like c->like, a
+ * socket of (c->like_domain, c->type) (each option of spec read from it that
+ * differs from defaults, the fresh socket's, is set; SO_RCVBUF/SO_SNDBUF
+ * halved, as the kernel doubles them; options of the other address family
+ * skipped), bound to c->bind_port,
  * connected to c->addr. 0 with c->fd and c->connect_err (0 or EINPROGRESS);
  * when socket() or connect() fails, that errno (also in c->connect_err), c->fd -1.
  */
 int ept_sock_make(struct ept_connect *c, const struct ept_optspec *spec, const struct ept_optval *defaults, int nopts)
 {
 	struct ept_optval vals[EPT_OPTS_MAX];
-	struct ept_sockprobe like;
 	struct stat st;
 	int fd;
 
@@ -71,7 +77,8 @@ int ept_sock_make(struct ept_connect *c, const struct ept_optspec *spec, const s
 		c->fd = -1;
 		return c->connect_err;
 	}
-	if (c->like >= 0 && nopts <= EPT_OPTS_MAX && ept_sock_probe(c->like, &like, spec, nopts, vals) == 0) {
+	if (c->like >= 0 && nopts <= EPT_OPTS_MAX) {
+		read_opts(c->like, c->like_domain, c->type, spec, nopts, vals);
 		for (int i = 0; i < nopts; i++) {
 			const struct ept_optspec *s = &spec[i];
 			int32_t len = vals[i].len;

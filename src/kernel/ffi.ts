@@ -160,6 +160,8 @@ function bindFixup() {
     ept_copies: fn<[number, number, number, Int32Array, number], number>(lib, 'int ept_copies(int pid, int fd, int limit, _Out_ int32_t *out, int max)'),
     /** what a socket is (struct ept_sockprobe) and each struct ept_optspec's value (struct ept_optval); 0 or errno */
     ept_sock_probe: fn<[number, Buffer, Buffer, number, Buffer], number>(lib, 'int ept_sock_probe(int fd, void *out, const void *spec, int n, void *vals)'),
+    /** make, set up, bind and connect the replacement of struct ept_connect; 0 or errno */
+    ept_sock_make: fn<[Buffer, Buffer, Buffer, number], number>(lib, 'int ept_sock_make(void *c, const void *spec, const void *defaults, int nopts)'),
     /** process_vm_readv of len bytes at addr of pid into buf; bytes read or -errno */
     ept_read_mem: fn<[number, bigint, Buffer, number], number | bigint>(lib, 'long ept_read_mem(int pid, uint64_t addr, void *buf, uint64_t len)'),
     /** IORING_REGISTER_FILES_UPDATE of one slot; 0 or errno */

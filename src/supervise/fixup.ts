@@ -40,7 +40,7 @@ export const EPT_OPTVAL = { size: 20, len: 0, val: 4 } as const;
 /** ept_optval.len of an option that does not apply to the socket (EPT_OPT_SKIPPED) */
 export const EPT_OPT_SKIPPED = -100000;
 /** struct ept_connect: a replacement socket ept_swap makes and connects itself */
-export const EPT_CONNECT = { size: 176, family: 0, type: 4, like: 8, bind_port: 12, addrlen: 16, fd: 20, connect_err: 24, unset: 32, ino: 40, addr: 48 } as const;
+export const EPT_CONNECT = { size: 176, family: 0, type: 4, like: 8, bind_port: 12, addrlen: 16, fd: 20, connect_err: 24, like_domain: 28, unset: 32, ino: 40, addr: 48 } as const;
 
 /** Epoll fds of other processes, taken into this one for the length of a call. */
 class Epolls {
@@ -107,6 +107,8 @@ export interface MakeSocket {
   type: number;
   /** an fd here of the old socket: its options that differ from `defaults` are set on the new one */
   like: number;
+  /** the old socket's address family (its type is `type`) */
+  likeDomain: number;
   bindPort: number;
   /** struct sockaddr to connect to */
   addr: Buffer;
@@ -116,7 +118,7 @@ export interface MakeSocket {
   nopts: number;
 }
 
-/** What ept_swap made: the socket (an fd here, for the caller to close), its inode, the options it could not set. */
+/** What ept_swap made: the socket (an fd here, for the caller to close; -1 when it failed), its inode (0 when socket() failed), the options it could not set. */
 export interface Made { fd: number; ino: bigint; unset: bigint }
 
 /** A swap as ept_swap takes it. */
@@ -132,6 +134,39 @@ export interface SwapRequest {
   make?: MakeSocket;
 }
 
+/** struct ept_connect for `m`. */
+function encodeConnect(m: MakeSocket): Buffer {
+  const conn = Buffer.alloc(EPT_CONNECT.size);
+  conn.writeInt32LE(m.family, EPT_CONNECT.family);
+  conn.writeInt32LE(m.type, EPT_CONNECT.type);
+  conn.writeInt32LE(m.like, EPT_CONNECT.like);
+  conn.writeInt32LE(m.likeDomain, EPT_CONNECT.like_domain);
+  conn.writeInt32LE(m.bindPort, EPT_CONNECT.bind_port);
+  conn.writeInt32LE(m.addr.length, EPT_CONNECT.addrlen);
+  conn.writeInt32LE(-1, EPT_CONNECT.fd);
+  m.addr.copy(conn, EPT_CONNECT.addr);
+  return conn;
+}
+
+function decodeConnect(conn: Buffer): { connectErr: number; made: Made } {
+  return {
+    connectErr: conn.readInt32LE(EPT_CONNECT.connect_err),
+    made: { fd: conn.readInt32LE(EPT_CONNECT.fd), ino: conn.readBigUInt64LE(EPT_CONNECT.ino), unset: conn.readBigUInt64LE(EPT_CONNECT.unset) },
+  };
+}
+
+/**
+ * The replacement alone, made, set up and connected on the calling thread
+ * (ept_sock_make): for a blocking caller, whose connect is waited for before
+ * the swap. `made.fd` is -1 when socket() or connect() failed (`made.ino` 0:
+ * socket() did), the errno in `connectErr`.
+ */
+export function makeSocket(m: MakeSocket): { connectErr: number; made: Made } {
+  const conn = encodeConnect(m);
+  fixupLib().ept_sock_make(conn, m.spec, m.defaults, m.nopts);
+  return decodeConnect(conn);
+}
+
 /** The buffers of one ept_swap call, encoded; `done` is set when an epoll could not be taken. */
 interface Encoded { eps: Epolls; buf: Buffer; fds: Buffer; results: number[]; conn: Buffer | null; done?: SwapOutcome }
 
@@ -145,18 +180,7 @@ function encodeSwap(r: SwapRequest): Encoded {
     fds.writeInt32LE(a.fd, i * EPT_ADDFD.size + EPT_ADDFD.fd);
     fds.writeUInt32LE(a.cloexec ? 0o2000000 : 0, i * EPT_ADDFD.size + EPT_ADDFD.flags);
   });
-  let conn: Buffer | null = null;
-  if (r.make) {
-    const m = r.make;
-    conn = Buffer.alloc(EPT_CONNECT.size);
-    conn.writeInt32LE(m.family, EPT_CONNECT.family);
-    conn.writeInt32LE(m.type, EPT_CONNECT.type);
-    conn.writeInt32LE(m.like, EPT_CONNECT.like);
-    conn.writeInt32LE(m.bindPort, EPT_CONNECT.bind_port);
-    conn.writeInt32LE(m.addr.length, EPT_CONNECT.addrlen);
-    conn.writeInt32LE(-1, EPT_CONNECT.fd);
-    m.addr.copy(conn, EPT_CONNECT.addr);
-  }
+  const conn = r.make ? encodeConnect(r.make) : null;
   const e: Encoded = { eps, buf, fds, results, conn };
   if (results.some((x, i) => x !== 0 && i < r.adds.length)) {
     e.done = { stage: 1, adds: results.slice(0, r.adds.length), installs: r.at.map(() => 0), dels: r.dels.map(() => 0) };
@@ -174,10 +198,7 @@ function decodeSwap(r: SwapRequest, e: Encoded, rc: number): SwapOutcome {
     installs: r.at.map((_a, i) => (rc === 3 ? 0 : e.fds.readInt32LE(i * EPT_ADDFD.size + EPT_ADDFD.result))),
     dels: e.results.slice(r.adds.length),
   };
-  if (e.conn) {
-    out.connectErr = e.conn.readInt32LE(EPT_CONNECT.connect_err);
-    out.made = { fd: e.conn.readInt32LE(EPT_CONNECT.fd), ino: e.conn.readBigUInt64LE(EPT_CONNECT.ino), unset: e.conn.readBigUInt64LE(EPT_CONNECT.unset) };
-  }
+  if (e.conn) Object.assign(out, decodeConnect(e.conn));
   return out;
 }
 

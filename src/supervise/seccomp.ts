@@ -368,26 +368,6 @@ export function socketInfo(fd: number): SocketInfo | undefined {
 }
 
 /**
- * Apply socket options read from another socket; SO_RCVBUF/SNDBUF are halved
- * (the kernel doubles them on set). Options of the other address family
- * (a replacement in another family) are skipped. Returns the labels that
- * could not be set (SO_MARK without CAP_NET_ADMIN, say).
- */
-export function applyOptions(fd: number, opts: SockOpt[], family?: number): string[] {
-  const failed: string[] = [];
-  for (const o of opts) {
-    if (family !== undefined && ((o.level === IPPROTO_IP && family !== AF_INET) || (o.level === IPPROTO_IPV6 && family !== AF_INET6))) continue;
-    let raw = o.raw;
-    if (o.level === SOL_SOCKET && (o.name === SO_RCVBUF || o.name === SO_SNDBUF)) {
-      raw = Buffer.alloc(4);
-      raw.writeInt32LE(Math.floor(o.value / 2));
-    }
-    if (c().setsockopt(fd, o.level, o.name, raw, raw.length) !== 0) failed.push(o.label);
-  }
-  return failed;
-}
-
-/**
  * After a non-blocking connect completed: connect() once more, as a blocking
  * connect would have ended, so the socket is SS_CONNECTED and a later
  * connect() on it gets EISCONN like any connected socket.
@@ -404,34 +384,4 @@ export function socketError(fd: number): number {
 export function setNonblock(fd: number, on: boolean): void {
   const flags = c().fcntl(fd, F_GETFL, 0);
   c().fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
-}
-
-/**
- * A new non-blocking socket for a connect to `to`, set up like `like` (its
- * options carried over, bound to its local port if it had one): fd or -1,
- * the socket() errno, and the options not carried over. Not connected yet.
- */
-export function replacementSocket(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
-  const type = like?.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM;
-  const fd = c().socket(to.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return { fd: -1, err: errno(), unset: [] };
-  const unset = like ? applyOptions(fd, like.changed, to.family) : [];
-  const bindPort = like?.localPort ?? 0;
-  if (bindPort) {
-    const any = encodeSockaddr({ family: to.family, ip: to.family === AF_INET ? '0.0.0.0' : '::', port: bindPort });
-    c().bind(fd, any, any.length); // best effort: the caller's port may be taken in this namespace
-  }
-  return { fd, err: 0, unset };
-}
-
-/** Connect a (non-blocking) socket: 0, EINPROGRESS or errno. */
-export function connectTo(fd: number, to: SockAddr): number {
-  const a = encodeSockaddr(to);
-  return c().connect(fd, a, a.length) === 0 ? 0 : errno();
-}
-
-/** A new non-blocking socket of `type` connecting to `to`: returns fd, 0 / EINPROGRESS / errno, and the options not carried over. */
-export function startConnect(to: SockAddr, like?: SocketInfo): { fd: number; err: number; unset: string[] } {
-  const s = replacementSocket(to, like);
-  return s.fd < 0 ? s : { ...s, err: connectTo(s.fd, to) };
 }

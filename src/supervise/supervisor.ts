@@ -10,12 +10,13 @@ import { existsSync, fstatSync } from 'node:fs';
 import { BadInputError, EpolltrackError, errnoName } from '../kernel/errors.js';
 import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { readyNow, waitFd } from '../kernel/poller.js';
+import { makeSocket, type MakeSocket } from './fixup.js';
 import { connectAndReplace, replaceFd, ReplaceError, type ReplaceResult, type SharedCopy, type UringSlot } from './replace.js';
 import {
   EBADF, EFAULT, EINPROGRESS, EINTR, EIO, EINVAL, EMFILE, ENFILE, ENOENT, errnoOf, listenerProblem, ENOTSOCK, ETIMEDOUT, finishConnect, formatSockaddr, notificationValid, parseSockaddr,
   SOCK_DGRAM, SOCK_STREAM,
   POLLERR, POLLHUP, POLLIN, POLLOUT, pollAsync, readMemory, recvNotification, respond, sameAddr, setNonblock,
-  carriedOptions, encodeSockaddr, optionLabels, socketError, socketInfo, socketKind, startConnect, SYS_CONNECT, tgidOf, type Notification, type SockAddr,
+  carriedOptions, encodeSockaddr, optionLabels, socketError, socketInfo, socketKind, SYS_CONNECT, tgidOf, type Notification, type SockAddr, type SocketKind,
 } from './seccomp.js';
 import type { Tracker } from '../tracker/tracker.js';
 
@@ -226,11 +227,14 @@ export class Supervisor extends EventEmitter {
     while (this.active >= MAX_ACTIVE) await new Promise<void>((r) => this.roomWaiters.push(r));
   }
 
-  /** The encoded sockaddr of a rule's target (made once per rule). */
-  private sockaddr(to: SockAddr): Buffer {
-    let b = this.encoded.get(to);
-    if (!b) this.encoded.set(to, b = encodeSockaddr(to));
-    return b;
+  /** The replacement for a connect to `to` by the socket `old` (an fd here): made like it, in this network namespace. */
+  private replacement(to: SockAddr, kind: SocketKind, old: number): MakeSocket {
+    let addr = this.encoded.get(to);
+    if (!addr) this.encoded.set(to, addr = encodeSockaddr(to));
+    return {
+      family: to.family, type: kind.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, like: old, likeDomain: kind.domain, bindPort: kind.localPort,
+      addr, ...carriedOptions(kind.domain, kind.type),
+    };
   }
 
   /** An error while serving: to `onError`, or to 'error' listeners; never thrown at the loop. */
@@ -396,10 +400,7 @@ export class Supervisor extends EventEmitter {
       if (info.nonblock) {
         // The replacement (its options read from the old socket and set), its connect, ADD,
         // ADDFD and DEL: one native call off the event loop.
-        const done = await connectAndReplace(target, {
-          family: rule.to.family, type: info.type === SOCK_DGRAM ? SOCK_DGRAM : SOCK_STREAM, like: old, bindPort: info.localPort,
-          addr: this.sockaddr(rule.to), ...carriedOptions(info.domain, info.type),
-        }, replaceOpts);
+        const done = await connectAndReplace(target, this.replacement(rule.to, info, old), replaceOpts);
         if (done.connectErr === EINPROGRESS) result = { error: EINPROGRESS };
         const unset = optionLabels(done.unset);
         if (unset.length) rec.unset = unset;
@@ -408,15 +409,15 @@ export class Supervisor extends EventEmitter {
       } else {
         const full = socketInfo(old);
         if (!full) return fail(ENOTSOCK, `fd ${fd} is not a socket`);
-        const c = startConnect(rule.to, full);
-        fresh = c.fd;
-        if (c.unset.length) rec.unset = c.unset;
-        if (fresh < 0) return fail(c.err, `socket() failed: errno ${c.err}`);
-        if (c.err !== 0 && c.err !== EINPROGRESS) return fail(c.err, `connect to ${rec.to} failed: errno ${c.err}`);
+        const c = makeSocket(this.replacement(rule.to, info, old));
+        fresh = c.made.fd;
+        const unset = optionLabels(c.made.unset);
+        if (unset.length) rec.unset = unset;
+        if (fresh < 0) return fail(c.connectErr, c.made.ino ? `connect to ${rec.to} failed: errno ${c.connectErr}` : `socket() failed: errno ${c.connectErr}`);
         // A blocking caller gets the final result, or EINPROGRESS once its SO_SNDTIMEO has passed (as the kernel does).
         // Other swaps of this fd table go on meanwhile.
         const limit = full.sndTimeoMs > 0 ? Math.min(full.sndTimeoMs, this.timeout) : this.timeout;
-        let ok = c.err !== EINPROGRESS;
+        let ok = c.connectErr !== EINPROGRESS;
         if (!ok) {
           unlock();
           this.leave();
