@@ -962,10 +962,11 @@ int lookup_fd(struct et_sys_hdr *hdr)
 			hdr->flags |= ET_SYS_CLOEXEC;
 	}
 
+	/* Both ops: a swap's lookup learns from it whether the fd is the file's only copy. */
+	hdr->refs = file_refs(file);
 	if (hdr->op == ET_OP_COPIES) {
 		__u32 outside = hdr->outside;
 
-		hdr->refs = file_refs(file);
 		/* References in this table at most: the others are known to be outside. */
 		w.refs = hdr->refs > outside ? hdr->refs - outside : 1;
 		if (w.refs <= 1) {

@@ -163,7 +163,7 @@ struct et_sys_hdr {
 	__u64 file;        /* out: struct file * at fd */
 	__u64 priv;        /* out: its private_data */
 	__u64 f_op;        /* out */
-	__u32 refs;        /* out (COPIES): the file's reference count */
+	__u32 refs;        /* out: the file's reference count */
 	__u32 scanned;     /* out: fd slots read by the scan */
 	__u32 outside;     /* in (COPIES): references the caller holds outside the table (its own copy): the scan stops once refs - outside copies are found */
 	__u32 pad;

@@ -30,7 +30,7 @@ import {
 } from './fixup.js';
 import { closeFd, KCMP_FILE, KCMP_FILES, kcmp, takeFd } from '../kernel/ffi.js';
 import { fdCloexec, tgidOf } from './seccomp.js';
-import type { Tracker } from '../tracker/tracker.js';
+import type { References, Tracker } from '../tracker/tracker.js';
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** A pending seccomp notification whose caller gets the new file. */
@@ -269,9 +269,15 @@ function planReplace(target: ReplaceTarget, newFd: number, opts: ReplaceOptions)
       if (oldCopy < 0) throw new BadFdError(`process ${tgid} has no open fd ${target.fd}`);
     }
     const fixup = opts.fixup ?? true;
+    const tracker = opts.tracker;
+    const l0 = process.hrtime.bigint();
     // The file's reference count: when the caller's copies and ours are all of
     // them, nothing else can hold it (no other process, ring or message in flight).
-    const refs = opts.copies !== false && opts.tracker ? opts.tracker.references(tgid, target.fd, 1) : undefined;
+    // With the fix-up, the registrations come from the same lookup.
+    let all: Membership[] | undefined;
+    let refs: References | undefined;
+    if (tracker && fixup) ({ memberships: all, refs } = tracker.swapLookup(tgid, target.fd, 1, opts.copies !== false));
+    else if (tracker && opts.copies !== false) refs = tracker.references(tgid, target.fd, 1);
     const alone = refs?.alone ?? false;
     const numbers = opts.copies === false ? [target.fd]
       : [target.fd, ...(refs ? refs.fds : (fdTableCopies(tgid, target.fd) ?? [target.fd]))
@@ -279,12 +285,11 @@ function planReplace(target: ReplaceTarget, newFd: number, opts: ReplaceOptions)
     let regs: Membership[] = [];
     let source: ReplaceResult['source'] = 'none';
     let cloexec = opts.cloexec ?? refs?.cloexec;
-    const l0 = process.hrtime.bigint();
     if (fixup) {
-      const all = opts.tracker ? opts.tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
-      source = opts.tracker ? opts.tracker.lastLookup.source : 'fdinfo';
-      cloexec ??= opts.tracker?.lastLookup.cloexec;
-      regs = all.filter((m) => numbers.includes(m.tfd));
+      all ??= tracker ? tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
+      source = tracker ? tracker.lastLookup.source : 'fdinfo';
+      cloexec ??= tracker?.lastLookup.cloexec;
+      regs = numbers.length === 1 ? all.filter((m) => m.tfd === numbers[0]) : all.filter((m) => numbers.includes(m.tfd));
     }
     const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
     cloexec ??= fdCloexec(tgid, target.fd);

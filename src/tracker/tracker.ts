@@ -95,6 +95,9 @@ function otherThreads(pid: number): number[] {
 
 interface SysAnswer { hdr: SysHdr; items: LookupItem[] }
 
+/** Tracker.references(): the numbers holding a file, and whether they are all of its references. */
+export interface References { fds: number[]; refs?: number; alone: boolean; cloexec?: boolean }
+
 /**
  * The lookup program: its 80-byte context (the kernel copies it back into
  * `ctx`) and its answer[] global, mapped into this process (reading the items
@@ -212,9 +215,10 @@ export class Tracker {
     return a;
   }
 
-  /** Membership lookup through the lookup program (v6.2+). */
-  private membershipsSys(pid: number, fd: number, t0: bigint): Membership[] {
+  /** Membership lookup through the lookup program (v6.2+); `first` gets the header of its first run. */
+  private membershipsSys(pid: number, fd: number, t0: bigint, first?: { hdr?: SysHdr }): Membership[] {
     let a = this.sysRun(SYS_OP.lookup, pid, fd, true);
+    if (first) first.hdr = a.hdr;
     if (a.hdr.total > a.hdr.nitems) {
       // More epitems than one answer holds (ET_SYS_BIG): answer from the walk.
       const { out, source } = this.answerByWalk(a.hdr.file, a.hdr.tgid, a.hdr.tid || pid, fd);
@@ -284,13 +288,35 @@ export class Tracker {
    * it, and the scan stopped at the last copy. False when it cannot be sure
    * (other references, or no lookup program: v6.2+).
    */
-  references(pid: number, fd: number, outside = 0): { fds: number[]; refs?: number; alone: boolean; cloexec?: boolean } {
+  references(pid: number, fd: number, outside = 0): References {
     this.assertOpen();
     checkRange(pid, fd);
     if (!this.sys) return { fds: copiesFromProc(pid, fd), alone: false };
     const a = this.sysRun(SYS_OP.copies, pid, fd, false, outside);
     const fds = a.items.map((it) => it.tfd).sort((x, y) => x - y);
     return { fds, refs: a.hdr.refs, alone: a.hdr.refs === fds.length + outside, cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0 };
+  }
+
+  /**
+   * What a swap asks, in one run of the lookup program where it can:
+   * membershipsOf(pid, fd) and references(pid, fd, outside). The lookup
+   * reads the file's reference count too; when it leaves no room for a
+   * second copy in the table (refs - outside <= 1, the usual case) the
+   * copies are just `fd` and no scan runs, as references() would answer.
+   * Otherwise, and without the lookup program, both run. With `scan` false
+   * the table is never scanned: `fds` is just `fd`, `alone` still exact.
+   */
+  swapLookup(pid: number, fd: number, outside = 0, scan = true): { memberships: Membership[]; refs: References } {
+    this.assertOpen();
+    checkRange(pid, fd);
+    if (!this.sys) {
+      return { memberships: this.membershipsOf(pid, fd), refs: scan ? this.references(pid, fd, outside) : { fds: [fd], alone: false } };
+    }
+    const first: { hdr?: SysHdr } = {};
+    const memberships = this.membershipsSys(pid, fd, process.hrtime.bigint(), first);
+    const hdr = first.hdr!;
+    if (hdr.refs > outside + 1 && scan) return { memberships, refs: this.references(pid, fd, outside) };
+    return { memberships, refs: { fds: [fd], refs: hdr.refs, alone: hdr.refs === outside + 1, cloexec: (hdr.flags & SYS_CLOEXEC) !== 0 } };
   }
 
   private link(pid: number, fresh: boolean): Pointer {

@@ -270,6 +270,47 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
     await p.cmd(`dup2 ${a} 2999`);
     expect(tracker.copiesOf(p.pid, a)).to.deep.equal([a, 60, 2999]);
   });
+
+  it('swapLookup: one lookup answers what membershipsOf and references would, alone or not, and `alone` stays exact without the scan', async function () {
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [ep] = await p.cmd('create');
+    const [s] = await p.cmd('socketpair');
+    await p.cmd(`add ${ep} ${s} 1 42`);
+    const both = (outside: number, scan = true) => {
+      const got = tracker.swapLookup(p.pid, s, outside, scan);
+      expect(sameMemberships(got.memberships, tracker.membershipsOf(p.pid, s)), 'memberships').to.equal(true);
+      expect(got.memberships).to.have.length(1);
+      return got.refs;
+    };
+    // The table's one copy: no scan, alone. With a copy of our own (pidfd_getfd), alone when it is counted.
+    expect(both(0)).to.deep.equal(tracker.references(p.pid, s, 0));
+    expect(both(0).alone).to.equal(true);
+    const pidfd = pidfdOpen(p.pid);
+    const mine = pidfdGetfd(pidfd, s);
+    try {
+      expect(both(1)).to.deep.equal(tracker.references(p.pid, s, 1));
+      expect(both(1)).to.include({ alone: true });
+      expect(both(0).alone, 'our copy not counted').to.equal(false);
+      // A second copy in the table: the scan finds it (as references does); without the scan, not alone.
+      const [d] = await p.cmd(`dup2 ${s} 70`);
+      expect(d).to.equal(70);
+      expect(both(1)).to.deep.equal(tracker.references(p.pid, s, 1));
+      expect(both(1).fds).to.deep.equal([s, 70]);
+      expect(both(1, false)).to.include({ alone: false }).and.to.have.property('fds').that.deep.equals([s]);
+      await p.cmd('close 70');
+      expect(both(1, false)).to.include({ alone: true });
+      // A copy in another process (a fork child): never alone.
+      const child = await p.fork();
+      procs.push(child);
+      expect(both(1)).to.deep.equal(tracker.references(p.pid, s, 1));
+      expect(both(1).alone).to.equal(false);
+      expect(both(1, false).alone).to.equal(false);
+    } finally {
+      closeSync(mine);
+      closeSync(pidfd);
+    }
+  });
 });
 
 describe('Tracker with maps full of stale entries', function () {
