@@ -47,11 +47,34 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct job *pending;
 static int busy, worker_err = -1;
 
+#define MAX_HELD 64
+
 /* Where requests run: here with reserved numbers (pidfd < 0), or in the worker's private table. */
 struct place {
 	int pidfd;  /* the worker's pidfd of this process, or -1 */
 	int above;  /* worker: numbers taken from the process go above every tfd */
+	/* here: the reserved numbers, and which of our fds' file each holds now (no dup2 to put it there again) */
+	int nheld;
+	int held[MAX_HELD], file[MAX_HELD];
 };
+
+/* Here: put our fd `f`'s file at the reserved number `tfd`, unless it is there already. */
+static int place_at(struct place *p, int f, int tfd)
+{
+	int k = 0;
+
+	if (p->pidfd < 0) {
+		while (k < p->nheld && p->held[k] != tfd)
+			k++;
+		if (k < p->nheld && p->file[k] == f)
+			return 0;
+	}
+	if (dup2(f, tfd) < 0) /* direct: tfd is reserved for us; worker: our private table */
+		return -1;
+	if (k < p->nheld)
+		p->file[k] = f;
+	return 0;
+}
 
 static int take(const struct place *p, int fd)
 {
@@ -74,14 +97,14 @@ static void drop(const struct place *p, int fd)
 }
 
 /* epoll_ctl(epfd, op, tfd) with `file` at tfd; returns 0 or errno. */
-static int ctl_one(const struct place *p, int op, int epfd, int file, int tfd, uint32_t events, uint64_t data)
+static int ctl_one(struct place *p, int op, int epfd, int file, int tfd, uint32_t events, uint64_t data)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = data };
 	int ep = take(p, epfd), f = ep < 0 ? -1 : take(p, file), err;
 
 	if (ep < 0 || f < 0)
 		err = errno;
-	else if (dup2(f, tfd) < 0) /* direct: tfd is reserved for us; worker: our private table */
+	else if (place_at(p, f, tfd) < 0)
 		err = errno;
 	else
 		err = epoll_ctl(ep, op, tfd, &ev) ? errno : 0;
@@ -108,13 +131,13 @@ static int addfd_one(const struct place *p, int listener, uint64_t id, int newfd
 	return r;
 }
 
-static void run_reqs(const struct place *p, struct ept_ctl *reqs, int n)
+static void run_reqs(struct place *p, struct ept_ctl *reqs, int n)
 {
 	for (int i = 0; i < n; i++)
 		reqs[i].result = ctl_one(p, reqs[i].op, reqs[i].epfd, reqs[i].file, reqs[i].tfd, reqs[i].events, reqs[i].data);
 }
 
-static void run_job(const struct place *p, struct job *j)
+static void run_job(struct place *p, struct job *j)
 {
 	int ok = 0;
 
@@ -183,23 +206,24 @@ static void *worker(void *arg)
 }
 
 /* Reserve every tfd of the job in this process's table (F_DUPFD takes exactly N or fails to). */
-static int reserve(const struct job *j, int *held, int *nheld)
+static int reserve(const struct job *j, struct place *p)
 {
-	*nheld = 0;
+	p->nheld = 0;
 	for (int i = 0; i < j->n; i++) {
-		int tfd = j->reqs[i].tfd, seen = 0, at;
+		int tfd = j->reqs[i].tfd, seen = 0, at, f = j->newfd >= 0 ? j->newfd : j->reqs[i].file;
 
-		for (int k = 0; k < *nheld; k++)
-			seen |= held[k] == tfd;
+		for (int k = 0; k < p->nheld; k++)
+			seen |= p->held[k] == tfd;
 		if (seen)
 			continue;
-		at = fcntl(j->newfd >= 0 ? j->newfd : j->reqs[i].file, F_DUPFD_CLOEXEC, tfd);
+		at = fcntl(f, F_DUPFD_CLOEXEC, tfd);
 		if (at != tfd) {
 			if (at >= 0)
 				close(at);
 			return -1;
 		}
-		held[(*nheld)++] = tfd;
+		p->file[p->nheld] = f;
+		p->held[p->nheld++] = tfd;
 	}
 	return 0;
 }
@@ -226,19 +250,18 @@ static pthread_once_t nofile_once = PTHREAD_ONCE_INIT;
 static int run(struct job *j)
 {
 	static int started;
-	int held[64], nheld = 0, err = 0;
+	struct place here = { .pidfd = -1 };
+	int err = 0;
 
 	pthread_once(&nofile_once, raise_nofile);
-	if (j->n <= 64 && reserve(j, held, &nheld) == 0) {
-		struct place here = { .pidfd = -1 };
-
+	if (j->n <= MAX_HELD && reserve(j, &here) == 0) {
 		run_job(&here, j);
-		for (int k = 0; k < nheld; k++)
-			close(held[k]);
+		for (int k = 0; k < here.nheld; k++)
+			close(here.held[k]);
 		return 0;
 	}
-	for (int k = 0; k < nheld; k++)
-		close(held[k]);
+	for (int k = 0; k < here.nheld; k++)
+		close(here.held[k]);
 	pthread_mutex_lock(&call_lock);
 	if (!started) {
 		pthread_t t;
