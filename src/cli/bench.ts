@@ -432,11 +432,17 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     const kinds: RunKind[] = [{ fixup: true, copies: true }, { fixup: false, copies: true }, { fixup: true, copies: false }, { fixup: false, copies: false }, 'floor'];
     const got = kinds.map(() => [] as StormRow[]);
     for (let r = 0; r < runs; r++) {
-      for (const [i, kind] of kinds.entries()) {
+      // Each pair (with, without) in turn the other way round: a drift in the machine's pace
+      // during a pair then favours neither.
+      const order = r % 2 ? [1, 0, 3, 2, 4] : [0, 1, 2, 3, 4];
+      for (const i of order) {
+        const kind = kinds[i];
         log(`storm ${r + 1}/${runs}: ${o.processes} processes x ${o.concurrent} concurrent connects x ${o.rounds} rounds, ${o.fds} fds each, ${kind === 'floor' ? 'no swap (the floor)' : `${kind.fixup ? 'with' : 'without'} the fix-up${kind.copies ? '' : ', one number only'}`}`);
         // The tracker serves every kind: without the fix-up it still finds the copies (in the kernel), so the
         // difference between the rows is the fix-up alone (lookup, ADD, DEL).
-        got[i].push(await stormRun(o, server.port, tracker, kind, false));
+        const row = await stormRun(o, server.port, tracker, kind, false);
+        got[i].push(row);
+        log(`  ${row.swapsPerSec.toFixed(0)} ${kind === 'floor' ? 'connects' : 'swaps'}/s${kind === 'floor' ? '' : `, ${row.cpuPerSwap.toFixed(0)} µs supervisor CPU per swap`}`);
       }
     }
     const rows = got.slice(0, 4).map(medianRow);
@@ -446,7 +452,7 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
       fixup: (await stormRun(o, server.port, tracker, { fixup: true, copies: true }, true)).client,
       none: (await stormRun(o, server.port, tracker, { fixup: false, copies: true }, true)).client,
     };
-    // The fix-up's cost: each run with it against the run without it that followed (the machine's
+    // The fix-up's cost: each run with it against the run without it next to it (the machine's
     // pace drifts between runs; a pair shares it), the median of those ratios.
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const fixupCost = median(got[0].map((x, i) => x.cpuPerSwap / got[1][i].cpuPerSwap));
