@@ -61,7 +61,12 @@ export class SwapLogWriter {
         try { this.size = statSync(this.path).size; } catch { this.size = 0; }
       }
       if (this.size > 0 && this.size + line.length > this.maxBytes) {
-        renameSync(this.path, `${this.path}.1`);
+        try {
+          renameSync(this.path, `${this.path}.1`);
+        } catch (err) {
+          // ENOENT: another supervisor writing this log rotated it first
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
         this.size = 0;
       }
       appendFileSync(this.path, line, { mode: 0o600 });

@@ -3,6 +3,8 @@ import { expect } from 'chai';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { SwapLogTail, SwapLogWriter } from '../../src/supervise/swaplog.js';
 import type { SwapRecord } from '../../src/supervise/supervisor.js';
 
@@ -56,5 +58,27 @@ describe('swaps log file', function () {
     const all = new SwapLogTail(path).poll();
     expect(all.length).to.be.greaterThan(5);
     expect(all[all.length - 1].pid).to.equal(1050);
+  });
+
+  it('two supervisors writing one log: neither fails when the other rotated it first', async () => {
+    const path = join(dir, 'swaps.jsonl');
+    const writer = fileURLToPath(new URL('../../src/supervise/swaplog.js', import.meta.url));
+    // Two threads, as two supervise processes with the same --pin-dir: rotations race often at a 400-byte bound.
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.writer).then(({ SwapLogWriter }) => {
+        const warnings = [];
+        const w = new SwapLogWriter(workerData.path, 400, (m) => warnings.push(m));
+        for (let i = 0; i < 3000; i++) w.append({ time: '2026-01-01T00:00:00.000Z', pid: 1, fd: 3, from: 'a', to: 'b', result: 'swapped', moved: 0, source: 'none', micros: 1 });
+        parentPort.postMessage(warnings);
+      });`;
+    const run = () => new Promise<string[]>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { writer, path } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    const warnings = (await Promise.all([run(), run(), run()])).flat();
+    expect(warnings).to.deep.equal([]);
+    expect(statSync(path).size).to.be.at.most(400);
   });
 });
