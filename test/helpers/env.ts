@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { isNotSupported, load, openTracker, unload, type LoadOptions, type Tracker } from '../../src/index.js';
 import { IN_CI } from './ci.js';
+import { swapsLogPath } from '../../src/supervise/swaplog.js';
 
 export { IN_CI };
 
@@ -43,6 +44,9 @@ export async function suiteTracker(ctx: Mocha.Context, tag: string, opts: LoadOp
     cleanup: () => {
       tracker.close();
       if (existsSync(pinDir)) unload({ pinDir });
+      // the swaps log of supervisors run with this --pin-dir (not one EPOLLTRACK_SWAPS_LOG names)
+      const log = swapsLogPath(pinDir);
+      if (log !== process.env.EPOLLTRACK_SWAPS_LOG) for (const f of [log, `${log}.1`]) rmSync(f, { force: true });
     },
   };
 }
