@@ -4,7 +4,7 @@
  * to an epoll_ctl ADD+DEL pair and to an unrelated syscall.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PIN_DIR } from '../kernel/names.js';
@@ -322,6 +322,8 @@ export interface StormResult {
   fixupCost: number;
   /** swaps/s without the fix-up over with it: the median of the runs' pairs */
   fixupThroughput: number;
+  /** the same two ratios from runs with both supervisors at once, half the programs each (medians) */
+  sideBySide: { runs: SideBySide[]; cpu: number; throughput: number };
 }
 
 function latency(us: number[]): Latency {
@@ -408,6 +410,73 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
   };
 }
 
+/** CPU time of process `pid` (all its threads, live and gone), µs: utime + stime of /proc/PID/stat. */
+function processCpu(pid: number, tick: number): number {
+  const st = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * tick;
+}
+
+/** One side-by-side run: two supervisors at once, with and without the fix-up, each serving half the programs. */
+export interface SideBySide { fixup: { swaps: number; cpuPerSwap: number; swapsPerSec: number }; none: { swaps: number; cpuPerSwap: number; swapsPerSec: number } }
+
+/**
+ * The fix-up's cost with both supervisors running at the same time: two
+ * `epolltrack supervise` processes, one with --no-epoll-fixup, each serving
+ * half the programs, released at the same instant. Both share the machine's
+ * pace of that moment, which a pair of runs one after the other does not on
+ * a machine whose pace drifts. Each one's CPU (/proc/PID/stat) is read when
+ * its programs are released and when they are done.
+ */
+async function sideBySide(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'>>, to: number, pinDir: string, tick: number): Promise<SideBySide> {
+  const epclient = join(packageRoot(), 'build', 'bin', 'epclient');
+  const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  const dir = mkdtempSync(join(tmpdir(), 'epolltrack-sbs-'));
+  const half = Math.max(1, Math.floor(o.processes / 2));
+  const side = (fixup: boolean) => {
+    const name = fixup ? 'with' : 'none';
+    const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
+    const args = ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, '127.0.0.2', '80'];
+    // Ready, wait for the start, run, report, then wait to be let go (the supervisor's CPU is read meanwhile).
+    const script = `echo ready; until [ -e ${dir}/go ]; do sleep 0.01; done; `
+      + `for i in $(seq ${half}); do ${epclient} ${args.join(' ')} > ${dir}/${name}-out.$i & done; wait; cat ${dir}/${name}-out.*; echo done; `
+      + `until [ -e ${dir}/end ]; do sleep 0.01; done`;
+    const child = spawn(process.execPath, [main, 'supervise', '--pin-dir', pinDir, '--redirect', `127.0.0.2:80=127.0.0.1:${to}`, ...(fixup ? [] : ['--no-epoll-fixup']), '--', 'sh', '-c', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, EPOLLTRACK_SWAPS_LOG: join(dir, `${name}.swaps.jsonl`) }, // each its own, removed with the run
+    });
+    let out = '';
+    const seen = (word: string) => new Promise<void>((resolve, reject) => {
+      const check = () => { if (out.split('\n').includes(word)) resolve(); };
+      child.stdout!.on('data', check);
+      child.once('exit', (c) => reject(new Error(`the ${name} supervisor exited (${c}) early`)));
+      check();
+    });
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    return { child, ready: seen('ready'), done: seen('done'), out: () => out, cpu0: 0, cpu1: 0, t0: 0n, t1: 0n };
+  };
+  const sides = [side(true), side(false)];
+  const exited = sides.map((x) => new Promise<void>((resolve) => x.child.once('exit', () => resolve())));
+  try {
+    await Promise.all(sides.map((x) => x.ready));
+    for (const x of sides) { x.cpu0 = processCpu(x.child.pid!, tick); x.t0 = process.hrtime.bigint(); }
+    writeFileSync(join(dir, 'go'), '');
+    await Promise.all(sides.map((x) => x.done.then(() => { x.cpu1 = processCpu(x.child.pid!, tick); x.t1 = process.hrtime.bigint(); })));
+    writeFileSync(join(dir, 'end'), '');
+    await Promise.all(exited);
+    const result = (x: typeof sides[number]) => {
+      let n = 0;
+      for (const line of x.out().split('\n')) if (line.startsWith('{')) n += (JSON.parse(line) as { n: number }).n;
+      return { swaps: n, cpuPerSwap: n ? (x.cpu1 - x.cpu0) / n : 0, swapsPerSec: n / (Number(x.t1 - x.t0) / 1e9) };
+    };
+    return { fixup: result(sides[0]), none: result(sides[1]) };
+  } finally {
+    writeFileSync(join(dir, 'end'), '');
+    for (const x of sides) if (x.child.exitCode === null) x.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The row of median swaps/s among runs of one kind. */
 function medianRow(rows: StormRow[]): StormRow {
   return [...rows].sort((a, b) => a.swapsPerSec - b.swapsPerSec)[Math.floor(rows.length / 2)];
@@ -457,7 +526,21 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const fixupCost = median(got[0].map((x, i) => x.cpuPerSwap / got[1][i].cpuPerSwap));
     const fixupThroughput = median(got[0].map((x, i) => got[1][i].swapsPerSec / x.swapsPerSec));
-    return { ...o, runs, rows, floor, single, fixupCost, fixupThroughput };
+    // The same cost with both supervisors running at once (half the programs each).
+    const tick = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    const together: SideBySide[] = [];
+    for (let r = 0; r < runs; r++) {
+      log(`storm ${r + 1}/${runs}: side by side, two supervisors at once (with and without the fix-up), ${Math.max(1, Math.floor(o.processes / 2))} processes each`);
+      const x = await sideBySide(o, server.port, pinDir, tick);
+      together.push(x);
+      log(`  with: ${x.fixup.swapsPerSec.toFixed(0)} swaps/s, ${x.fixup.cpuPerSwap.toFixed(0)} µs CPU per swap; without: ${x.none.swapsPerSec.toFixed(0)} swaps/s, ${x.none.cpuPerSwap.toFixed(0)} µs`);
+    }
+    const sideBySideCost = {
+      runs: together,
+      cpu: median(together.map((x) => x.fixup.cpuPerSwap / x.none.cpuPerSwap)),
+      throughput: median(together.map((x) => x.none.swapsPerSec / x.fixup.swapsPerSec)),
+    };
+    return { ...o, runs, rows, floor, single, fixupCost, fixupThroughput, sideBySide: sideBySideCost };
   } finally {
     tracker?.close();
     stopServer();
@@ -481,6 +564,8 @@ export function formatStorm(r: StormResult): string {
   lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)})`);
   lines.push(`fix-up cost (all copies; the median of ${r.runs} pairs of runs): supervisor CPU per swap with / without = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
   lines.push(`  swaps/s without / with = ${r.fixupThroughput.toFixed(2)}x`);
+  lines.push(`fix-up cost side by side (two supervisors at once, with and without, ${Math.max(1, Math.floor(r.processes / 2))} processes each; the median of ${r.sideBySide.runs.length} runs):`);
+  lines.push(`  supervisor CPU per swap with / without = ${r.sideBySide.cpu.toFixed(2)}x (target <= 1.10x); swaps/s without / with = ${r.sideBySide.throughput.toFixed(2)}x`);
   lines.push('  program ok: the program got its events through epoll, the answer, and a working MOD/DEL; answered: it got the');
   lines.push('  answer (without the fix-up epoll never reports the socket: those programs wait on the socket itself, so every row does the same exchange)');
   return lines.join('\n');

@@ -47,6 +47,10 @@ describe('bench --storm output', () => {
       ],
       floor: { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, answered: 4800, seconds: 0.7, swapsPerSec: 6400, client: lat(30, 90), cpuPerSwap: 0 },
       single: { fixup: lat(400, 900), none: lat(380, 800) },
+      sideBySide: {
+        cpu: 1.04, throughput: 1.03,
+        runs: [{ fixup: { swaps: 2400, cpuPerSwap: 208, swapsPerSec: 1600 }, none: { swaps: 2400, cpuPerSwap: 200, swapsPerSec: 1650 } }],
+      },
     };
     const text = formatStorm(r);
     expect(text).to.match(/with fix-up, all copies\s+4800\s+0\s+4800\s+4800\s+3200\s+2\.0 ms\s+8\.0 ms\s+16\.0 ms\s+4\.0x\s+210 µs/);
@@ -58,5 +62,7 @@ describe('bench --storm output', () => {
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
     expect(text).to.contain('the median of 3 pairs of runs): supervisor CPU per swap with / without = 1.05x');
     expect(text).to.contain('swaps/s without / with = 1.20x');
+    expect(text).to.contain('side by side (two supervisors at once, with and without, 16 processes each; the median of 1 runs)');
+    expect(text).to.contain('supervisor CPU per swap with / without = 1.04x (target <= 1.10x); swaps/s without / with = 1.03x');
   });
 });
