@@ -860,31 +860,56 @@ out:
 	return 0;
 }
 
-/* Slot @i of the task's fd table, read 16 slots at a time (one
- * bpf_probe_read_kernel per 16 slots, one slot per bpf_loop step: the step
- * is verified once, not once per slot). */
-static __always_inline struct file *slot_at(struct walk_ctx *w, __u32 i)
+/* Slots [@base, @base + SCAN_CHUNK) of the task's fd table into w->slots: one
+ * bpf_probe_read_kernel for 16 slots. A table's size is a multiple of 64
+ * (BITS_PER_LONG), so a chunk never runs past its end. */
+static __always_inline void read_chunk(struct walk_ctx *w, __u32 base)
 {
-	if ((i & (SCAN_CHUNK - 1)) == 0) {
-		__builtin_memset(w->slots, 0, sizeof(w->slots));
-		bpf_probe_read_kernel(w->slots, sizeof(w->slots), &w->fdt.arr[i]);
-	}
-	return w->slots[i & (SCAN_CHUNK - 1)];
+	__builtin_memset(w->slots, 0, sizeof(w->slots));
+	bpf_probe_read_kernel(w->slots, sizeof(w->slots), &w->fdt.arr[base]);
 }
 
-/* The task's fd table, lowest first, until the wanted epoll's own file
+/* The end of the chunk that starts at @base: its 16 slots, or the table's end if that comes first. */
+static __always_inline __u32 chunk_end(struct walk_ctx *w, __u32 base)
+{
+	__u32 end = base + SCAN_CHUNK;
+
+	return end < w->fdt.max_fds ? end : w->fdt.max_fds;
+}
+
+/* The task's fd table, lowest first, 16 slots a step (a bpf_loop step per
+ * slot cost more than the slot), until the wanted epoll's own file
  * (eventpoll->file, read once) is met: a pointer compare per slot, where
  * reading each file's f_op and private_data cost two probe reads a slot. */
 static long scan_step(__u32 i, struct walk_ctx *w)
 {
-	if (i >= w->fdt.max_fds)
+	__u32 base = i * SCAN_CHUNK, end;
+
+	if (base >= w->fdt.max_fds)
 		return 1;
-	w->scanned = i + 1;
-	if (slot_at(w, i) != w->want_file)
-		return 0;
-	w->nleft = 0;
-	w->found_fd = i;
-	return 1;
+	end = chunk_end(w, base);
+	read_chunk(w, base);
+	w->scanned = end;
+#pragma unroll
+	for (int k = 0; k < SCAN_CHUNK; k++) {
+		if (base + k < end && w->slots[k] == w->want_file) {
+			w->nleft = 0;
+			w->found_fd = base + k;
+			w->scanned = base + k + 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Slot @i of the task's fd table, read 16 slots at a time (one probe read per
+ * 16 slots, one slot per bpf_loop step: the copies scan writes an answer per
+ * copy by its count, which the verifier cannot follow through an unrolled chunk). */
+static __always_inline struct file *slot_at(struct walk_ctx *w, __u32 i)
+{
+	if ((i & (SCAN_CHUNK - 1)) == 0)
+		read_chunk(w, i);
+	return w->slots[i & (SCAN_CHUNK - 1)];
 }
 
 /* The task's fd table: every fd holding w->file. */
@@ -998,7 +1023,7 @@ int lookup_fd(struct et_sys_hdr *hdr)
 		hdr->flags |= ET_SYS_SCANNED;
 		w.want_file = BPF_CORE_READ(want_ep, file);
 		if (w.want_file)
-			bpf_loop(w.fdt.max_fds, scan_step, &w, 0);
+			bpf_loop((w.fdt.max_fds + SCAN_CHUNK - 1) / SCAN_CHUNK, scan_step, &w, 0);
 		hdr->scanned = w.scanned;
 		if (w.nleft == 0) {
 			__u32 idx = w.want_idx[0];

@@ -233,6 +233,29 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
     expect(sameMemberships(got, fdinfoMemberships(p.pid, s))).to.equal(true);
   });
 
+  it('the scan (16 slots a step) finds a moved epoll at every slot of its chunk, up to the table\'s last', async function () {
+    if (tracker.lookupPath !== 'prog') this.skip(); // the scan is the lookup program's (v6.2+)
+    const p = await Epctl.spawn();
+    procs.push(p);
+    const [s] = await p.cmd('socketpair');
+    await p.cmd('nfds 200'); // a table of 256 slots
+    let [at] = await p.cmd('create');
+    await p.cmd(`add ${at} ${s} 1 9`);
+    expect(tracker.membershipsOf(p.pid, s)[0]).to.include({ epfd: at });
+    const hostWalks = () => { const f = tracker.stats().fallbacks; return f.resynced + f['no-location'] + f['unverified-location'] + f.truncated; };
+    const before = hostWalks();
+    // Each move leaves a stale location behind (the number it was at): the lookup scans for it.
+    for (let to = 220; to < 256; to++) {
+      await p.cmd(`dup2 ${at} ${to}`);
+      await p.cmd(`close ${at}`);
+      at = to;
+      const got = tracker.membershipsOf(p.pid, s);
+      expect(got, `epoll at ${to}`).to.have.length(1);
+      expect(got[0], `epoll at ${to}`).to.include({ epollPid: p.pid, epfd: to, tfd: s });
+    }
+    expect(hostWalks() - before, 'host walks').to.equal(0);
+  });
+
   it('takes the lookup program wherever the kernel has bpf_task_from_pid (a refused program is an error, not a silent slow path)', function () {
     const kfunc = btfFuncs(['bpf_task_from_pid']).size > 0;
     expect(tracker.lookupPath).to.equal(kfunc && process.env.EPOLLTRACK_LOOKUP !== 'iter' ? 'prog' : 'iter');
