@@ -317,7 +317,12 @@ export interface StormResult {
   /** the same programs with no swap: every connect goes to the target, the supervisor lets it continue (connects/s) */
   floor: StormRow;
   /** one caller alone, connect() call µs, with and without the fix-up */
-  single: { fixup: Latency; none: Latency };
+  single: {
+    fixup: Latency; none: Latency;
+    /** with / without, the medians of the pairs of runs: connect() p50, and the supervisor's CPU per swap */
+    p50: number; cpu: number;
+    cpuPerSwap: { fixup: number; none: number };
+  };
   /** the supervisor's CPU per swap with the fix-up over without (the cost of the fix-up): the median of the runs' pairs */
   fixupCost: number;
   /** swaps/s without the fix-up over with it: the median of the runs' pairs */
@@ -360,7 +365,7 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
   // The floor: straight to the target, which no rule names; every connect continues in the kernel.
   const [host, port] = floor ? ['127.0.0.1', String(to)] : ['127.0.0.2', '80'];
   const args = single
-    ? ['--repeat', String(o.rounds * 10), '--fds', String(o.fds), '--quiet', ...wait, host, port]
+    ? ['--repeat', String(o.rounds * 40), '--fds', String(o.fds), '--quiet', ...wait, host, port]
     : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
   // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
@@ -516,14 +521,25 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     }
     const rows = got.slice(0, 4).map(medianRow);
     const floor = medianRow(got[4]);
-    log('storm: one caller alone');
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    // One caller, one connect at a time: the swap alone, with no other swap to share the supervisor's
+    // turn with. Pairs with and without, the other way round every other run.
+    const alone = { fixup: [] as StormRow[], none: [] as StormRow[] };
+    for (let r = 0; r < runs; r++) {
+      log(`storm ${r + 1}/${runs}: one caller alone, with and without the fix-up`);
+      for (const fixup of r % 2 ? [false, true] : [true, false]) {
+        alone[fixup ? 'fixup' : 'none'].push(await stormRun(o, server.port, tracker, { fixup, copies: true }, true));
+      }
+    }
     const single = {
-      fixup: (await stormRun(o, server.port, tracker, { fixup: true, copies: true }, true)).client,
-      none: (await stormRun(o, server.port, tracker, { fixup: false, copies: true }, true)).client,
+      fixup: medianRow(alone.fixup).client,
+      none: medianRow(alone.none).client,
+      p50: median(alone.fixup.map((x, i) => x.client.p50 / alone.none[i].client.p50)),
+      cpu: median(alone.fixup.map((x, i) => x.cpuPerSwap / alone.none[i].cpuPerSwap)),
+      cpuPerSwap: { fixup: median(alone.fixup.map((x) => x.cpuPerSwap)), none: median(alone.none.map((x) => x.cpuPerSwap)) },
     };
     // The fix-up's cost: each run with it against the run without it next to it (the machine's
     // pace drifts between runs; a pair shares it), the median of those ratios.
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const fixupCost = median(got[0].map((x, i) => x.cpuPerSwap / got[1][i].cpuPerSwap));
     const fixupThroughput = median(got[0].map((x, i) => got[1][i].swapsPerSec / x.swapsPerSec));
     // The same cost with both supervisors running at once (half the programs each).
@@ -561,8 +577,10 @@ export function formatStorm(r: StormResult): string {
   lines.push(row('no swap (the floor)', r.floor, '-'));
   lines.push('  the floor: the same programs connect straight to the target, and the supervisor lets every connect continue');
   lines.push(`swaps/s with the fix-up / the floor's connects/s = ${(r.rows[0].swapsPerSec / r.floor.swapsPerSec).toFixed(2)}`);
-  lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)})`);
-  lines.push(`fix-up cost (all copies; the median of ${r.runs} pairs of runs): supervisor CPU per swap with / without = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
+  lines.push(`one caller alone, connect() p50: ${u(r.single.fixup.p50)} with the fix-up, ${u(r.single.none.p50)} without (p99 ${u(r.single.fixup.p99)} / ${u(r.single.none.p99)});`);
+  lines.push(`  supervisor CPU per swap ${u(r.single.cpuPerSwap.fixup)} with, ${u(r.single.cpuPerSwap.none)} without`);
+  lines.push(`fix-up cost, one caller alone (the median of ${r.runs} pairs of runs): connect() p50 with / without = ${r.single.p50.toFixed(2)}x, supervisor CPU per swap with / without = ${r.single.cpu.toFixed(2)}x (target <= 1.10x)`);
+  lines.push(`fix-up cost under the storm (all copies; the median of ${r.runs} pairs of runs): supervisor CPU per swap with / without = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
   lines.push(`  swaps/s without / with = ${r.fixupThroughput.toFixed(2)}x`);
   lines.push(`fix-up cost side by side (two supervisors at once, with and without, ${Math.max(1, Math.floor(r.processes / 2))} processes each; the median of ${r.sideBySide.runs.length} runs):`);
   lines.push(`  supervisor CPU per swap with / without = ${r.sideBySide.cpu.toFixed(2)}x (target <= 1.10x); swaps/s without / with = ${r.sideBySide.throughput.toFixed(2)}x`);

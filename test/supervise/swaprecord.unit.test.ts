@@ -46,7 +46,7 @@ describe('bench --storm output', () => {
         { fixup: false, copies: true, swaps: 4800, failed: 0, clientOk: 0, answered: 4800, seconds: 1.4, swapsPerSec: 3360, client: lat(1800, 7000), cpuPerSwap: 200 },
       ],
       floor: { fixup: true, copies: true, swaps: 4800, failed: 0, clientOk: 4800, answered: 4800, seconds: 0.7, swapsPerSec: 6400, client: lat(30, 90), cpuPerSwap: 0 },
-      single: { fixup: lat(400, 900), none: lat(380, 800) },
+      single: { fixup: lat(400, 900), none: lat(380, 800), p50: 1.05, cpu: 1.04, cpuPerSwap: { fixup: 250, none: 240 } },
       sideBySide: {
         cpu: 1.04, throughput: 1.03,
         runs: [{ fixup: { swaps: 2400, cpuPerSwap: 208, swapsPerSec: 1600 }, none: { swaps: 2400, cpuPerSwap: 200, swapsPerSec: 1650 } }],
@@ -60,7 +60,9 @@ describe('bench --storm output', () => {
     expect(formatStorm({ ...r, sharedEpoll: true })).to.contain('one epoll shared by the threads of each');
     expect(text).to.contain("swaps/s with the fix-up / the floor's connects/s = 0.50");
     expect(text).to.contain('one caller alone, connect() p50: 400 µs with the fix-up, 380 µs without');
-    expect(text).to.contain('the median of 3 pairs of runs): supervisor CPU per swap with / without = 1.05x');
+    expect(text).to.contain('supervisor CPU per swap 250 µs with, 240 µs without');
+    expect(text).to.contain('one caller alone (the median of 3 pairs of runs): connect() p50 with / without = 1.05x, supervisor CPU per swap with / without = 1.04x');
+    expect(text).to.contain('under the storm (all copies; the median of 3 pairs of runs): supervisor CPU per swap with / without = 1.05x');
     expect(text).to.contain('swaps/s without / with = 1.20x');
     expect(text).to.contain('side by side (two supervisors at once, with and without, 16 processes each; the median of 1 runs)');
     expect(text).to.contain('supervisor CPU per swap with / without = 1.04x (target <= 1.10x); swaps/s without / with = 1.03x');
