@@ -295,13 +295,15 @@ function planReplace(target: ReplaceTarget, newFd: number, opts: ReplaceOptions)
     cloexec ??= fdCloexec(tgid, target.fd);
 
     // Whose registrations are these? (the rule for shared files, above)
-    const foreign = [...new Set(regs.map((m) => m.epollPid).filter((p) => p !== tgid))];
+    const foreign: number[] = [];
+    for (const m of regs) if (m.epollPid !== tgid && !foreign.includes(m.epollPid)) foreign.push(m.epollPid);
     const shared = !alone && numbers.length && (foreign.length || regs.length) ? otherHolders(tgid, numbers, foreign) : [];
     const mine: Membership[] = [];
     const dels: Membership[] = [];
     let kept = 0;
     const holdsCache = new Map<string, boolean>();
     const holds = (pid: number, m: Membership) => {
+      if (pid === m.epollPid) return true; // the usual case: the caller's own epoll
       const k = `${pid}/${m.epollPid}:${m.epfd}`;
       let v = holdsCache.get(k);
       if (v === undefined) holdsCache.set(k, v = holdsEpoll(pid, m.epollPid, m.epfd));
