@@ -35,11 +35,14 @@ function say(line: string): void {
 }
 
 /** Each swap as one JSON line in the swaps log (for `epolltrack daemon`), and on stderr with --verbose. */
-function swapSink(verbose: boolean, pinDir: string): (r: SwapRecord) => void {
+function swapSink(verbose: boolean, pinDir: string): { onSwap: (r: SwapRecord) => void; close: () => void } {
   const log = new SwapLogWriter(swapsLogPath(pinDir)); // the log of the tracker named by --pin-dir
-  return (r) => {
-    log.append(r);
-    if (verbose) say(formatSwap(r));
+  return {
+    onSwap: (r) => {
+      log.append(r);
+      if (verbose) say(formatSwap(r));
+    },
+    close: () => log.close(),
   };
 }
 
@@ -81,16 +84,18 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
   const ignore = () => {};
   process.on('SIGINT', ignore);
   process.on('SIGTERM', ignore);
+  const sink = swapSink(o.verbose, o.pinDir);
   try {
     const r = await supervise(o.cmd[0], o.cmd.slice(1), {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: swapSink(o.verbose, o.pinDir),
+      onSwap: sink.onSwap,
       onError: (e) => say(`epolltrack: supervisor: ${e.message}`),
     });
     return r.code ?? 128 + (r.signal ? constants.signals[r.signal] : 0);
   } finally {
     process.off('SIGINT', ignore);
     process.off('SIGTERM', ignore);
+    sink.close();
     done();
   }
 }
@@ -98,10 +103,11 @@ export async function runSupervise(o: { redirects: Redirect[]; fixup: boolean; v
 export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup: boolean; verbose: boolean; pinDir: string }): Promise<number> {
   survivePipes();
   const { tracker, done } = await trackerFor(o.pinDir, o.fixup);
+  const sink = swapSink(o.verbose, o.pinDir);
   try {
     const agent = await startAgent(o.socket, {
       redirects: o.redirects, fixup: o.fixup, tracker,
-      onSwap: swapSink(o.verbose, o.pinDir),
+      onSwap: sink.onSwap,
       onError: (e) => say(`epolltrack: agent: ${e.message}`),
       onContainer: o.verbose ? (c) => say(`epolltrack: serving container ${c.id ?? '?'} (pid ${c.pid ?? '?'})`) : undefined,
       onContainerGone: o.verbose ? (c) => say(`epolltrack: container ${c.id ?? '?'} (pid ${c.pid ?? '?'}) gone: its listener closed`) : undefined,
@@ -113,6 +119,7 @@ export async function runAgent(o: { socket: string; redirects: Redirect[]; fixup
     await agent.done;
     return 0;
   } finally {
+    sink.close();
     done();
   }
 }

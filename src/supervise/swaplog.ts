@@ -5,7 +5,7 @@
  * another), mode 0600, rotated to swaps.jsonl.1 at 1 MiB. The daemon tails it.
  */
 import {
-  appendFileSync, chmodSync, closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync,
+  closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DEFAULT_PIN_DIR, STATE_DIR } from '../kernel/names.js';
@@ -37,44 +37,67 @@ function clean(r: SwapRecord): SwapRecord {
   return out;
 }
 
-/** Appends swap records; never throws (a log that cannot be written must not break the supervisor). */
+/**
+ * Appends swap records; never throws (a log that cannot be written must not
+ * break the supervisor). The file stays open between records: a record costs
+ * a stat of the path (another writer, such as a second supervisor on the same
+ * pin dir, may have rotated the log: the path then names another file, which
+ * is opened) and one write.
+ */
 export class SwapLogWriter {
-  private size = -1;
+  private fd = -1;
+  private ino = -1n;
+  private size = 0;
   private warned = false;
 
   constructor(readonly path = swapsLogPath(), private readonly maxBytes = SWAPS_LOG_MAX_BYTES,
     private readonly warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
 
+  /** (Re)open the file at `path` for appending, mode 0600; its inode and size from the open file. */
+  private open(): void {
+    this.close();
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 }); // as the loader's state dir
+    const fd = openSync(this.path, 'a', 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+      const st = fstatSync(fd, { bigint: true });
+      this.ino = st.ino;
+      this.size = Number(st.size);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
+  }
+
   append(rec: SwapRecord): void {
     try {
       const line = `${JSON.stringify(clean(rec))}\n`;
-      if (this.size < 0) {
-        mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 }); // as the loader's state dir
-        try {
-          this.size = statSync(this.path).size;
-          chmodSync(this.path, 0o600);
-        } catch {
-          this.size = 0;
-        }
-      } else {
-        // another writer may have rotated it meanwhile
-        try { this.size = statSync(this.path).size; } catch { this.size = 0; }
-      }
-      if (this.size > 0 && this.size + line.length > this.maxBytes) {
+      const len = Buffer.byteLength(line);
+      const st = this.fd < 0 ? undefined : statSync(this.path, { bigint: true, throwIfNoEntry: false });
+      if (!st || st.ino !== this.ino) this.open();
+      else this.size = Number(st.size); // with what other writers appended
+      if (this.size > 0 && this.size + len > this.maxBytes) {
         try {
           renameSync(this.path, `${this.path}.1`);
         } catch (err) {
           // ENOENT: another supervisor writing this log rotated it first
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
-        this.size = 0;
+        this.open();
       }
-      appendFileSync(this.path, line, { mode: 0o600 });
-      this.size += Buffer.byteLength(line);
+      writeSync(this.fd, line);
+      this.size += len;
     } catch (err) {
+      this.close(); // the next record opens it afresh
       if (!this.warned) this.warn(`epolltrack: cannot write the swaps log ${this.path}: ${(err as Error).message}`);
       this.warned = true;
     }
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }
 

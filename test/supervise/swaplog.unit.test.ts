@@ -60,6 +60,25 @@ describe('swaps log file', function () {
     expect(all[all.length - 1].pid).to.equal(1050);
   });
 
+  it('a writer keeps its file open, and follows the path when another writer rotated it', () => {
+    const path = join(dir, 'swaps.jsonl');
+    const a = new SwapLogWriter(path, 1 << 20);
+    const b = new SwapLogWriter(path, 400);
+    a.append(rec(1));
+    for (let i = 2; i < 6; i++) b.append(rec(i)); // b rotates: the path names a new file
+    a.append(rec(99));
+    const pids = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as SwapRecord).pid);
+    expect(pids(`${path}.1`)).to.not.include(1099);
+    expect(pids(path)).to.include(1099);
+    // The file removed under it (a cleaned /run): the next record makes it again.
+    rmSync(path);
+    a.append(rec(100));
+    expect(pids(path)).to.deep.equal([1100]);
+    expect(statSync(path).mode & 0o777).to.equal(0o600);
+    a.close();
+    b.close();
+  });
+
   it('two supervisors writing one log: neither fails when the other rotated it first', async () => {
     const path = join(dir, 'swaps.jsonl');
     const writer = fileURLToPath(new URL('../../src/supervise/swaplog.js', import.meta.url));
