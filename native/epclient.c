@@ -10,7 +10,7 @@
  *   --dup          dup() the socket before connect (the old file stays alive)
  *   --fork         fork before connect: a child shares the epoll and the socket
  *   --threads N    N threads, each with its own socket, one shared epoll
- *   --epoll-per-thread   with --threads: each thread its own epoll (an event loop per thread)
+ *   --epoll-per-thread   each thread its own epoll for all its connects (an event loop per thread; with one thread too)
  *   --timeout MS   how long to wait for each event (default 3000)
  *   --sleep MS     sleep before exiting (lets a test look at the process)
  *   --fds N        first open /dev/null until the process holds N fds
@@ -312,6 +312,8 @@ int main(int argc, char **argv)
 		for (int t = 0; t < opt_threads; t++)
 			pthread_join(th[t], NULL);
 	} else {
+		for (int e = 0; e < opt_epolls && opt_ep_per_thread; e++)
+			thread_ep[e] = epoll_create1(0); /* the one thread's event loop */
 		for (int k = 0; k < opt_repeat; k++)
 			one((void *)(long)k);
 	}

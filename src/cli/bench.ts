@@ -364,8 +364,9 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
   const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
   // The floor: straight to the target, which no rule names; every connect continues in the kernel.
   const [host, port] = floor ? ['127.0.0.1', String(to)] : ['127.0.0.2', '80'];
+  // One caller alone: one thread with its event loop (one epoll for all its connects), as each storm thread.
   const args = single
-    ? ['--repeat', String(o.rounds * 40), '--fds', String(o.fds), '--quiet', ...wait, host, port]
+    ? ['--et', '--epoll-per-thread', '--repeat', String(o.rounds * 40), '--fds', String(o.fds), '--quiet', ...wait, host, port]
     : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
   // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
