@@ -234,7 +234,9 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
   });
 
   it('the scan (16 slots a step) finds a moved epoll at every slot of its chunk, up to the table\'s last', async function () {
-    if (tracker.lookupPath !== 'prog') this.skip(); // the scan is the lookup program's (v6.2+)
+    // The scan is the lookup program's (v6.2+); the iterator path (v6.1) answers such a
+    // lookup from the host walk: the answers are checked on both, the walks on the first.
+    const scans = tracker.lookupPath === 'prog';
     const p = await Epctl.spawn();
     procs.push(p);
     const [s] = await p.cmd('socketpair');
@@ -253,7 +255,7 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
       expect(got, `epoll at ${to}`).to.have.length(1);
       expect(got[0], `epoll at ${to}`).to.include({ epollPid: p.pid, epfd: to, tfd: s });
     }
-    expect(hostWalks() - before, 'host walks').to.equal(0);
+    if (scans) expect(hostWalks() - before, 'host walks').to.equal(0);
   });
 
   it('takes the lookup program wherever the kernel has bpf_task_from_pid (a refused program is an error, not a silent slow path)', function () {
@@ -306,14 +308,17 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
       expect(got.memberships).to.have.length(1);
       return got.refs;
     };
+    // The reference count comes with the lookup program (v6.2+); without it nothing is ever
+    // known to be alone (the iterator path, v6.1).
+    const counts = tracker.lookupPath === 'prog';
     // The table's one copy: no scan, alone. With a copy of our own (pidfd_getfd), alone when it is counted.
     expect(both(0)).to.deep.equal(tracker.references(p.pid, s, 0));
-    expect(both(0).alone).to.equal(true);
+    expect(both(0).alone).to.equal(counts);
     const pidfd = pidfdOpen(p.pid);
     const mine = pidfdGetfd(pidfd, s);
     try {
       expect(both(1)).to.deep.equal(tracker.references(p.pid, s, 1));
-      expect(both(1)).to.include({ alone: true });
+      expect(both(1)).to.include({ alone: counts });
       expect(both(0).alone, 'our copy not counted').to.equal(false);
       // A second copy in the table: the scan finds it (as references does); without the scan, not alone.
       const [d] = await p.cmd(`dup2 ${s} 70`);
@@ -322,7 +327,7 @@ describe(`Tracker exactness (${process.env.EPOLLTRACK_MODE ?? 'auto'} mode)`, fu
       expect(both(1).fds).to.deep.equal([s, 70]);
       expect(both(1, false)).to.include({ alone: false }).and.to.have.property('fds').that.deep.equals([s]);
       await p.cmd('close 70');
-      expect(both(1, false)).to.include({ alone: true });
+      expect(both(1, false)).to.include({ alone: counts });
       // A copy in another process (a fork child): never alone.
       const child = await p.fork();
       procs.push(child);
