@@ -370,6 +370,7 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
     : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
   // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
+  const removeDir = cleanupOnce(() => rmSync(dir, { recursive: true, force: true })); // interrupted too
   const script = single
     ? `exec ${epclient} ${args.join(' ')}`
     : `for i in $(seq ${o.processes}); do ${epclient} ${args.join(' ')} > ${dir}/$i & done; wait; cat ${dir}/*`;
@@ -390,7 +391,7 @@ async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'
       },
     });
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
   }
   const us: number[] = [];
   let ok = 0, n = 0, t0 = Infinity, t1 = 0, answered = 0;
@@ -443,25 +444,37 @@ async function sideBySide(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'run
     const name = fixup ? 'with' : 'none';
     const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
     const args = ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, '127.0.0.2', '80'];
-    // Ready, wait for the start, run, report, then wait to be let go (the supervisor's CPU is read meanwhile).
-    const script = `echo ready; until [ -e ${dir}/go ]; do sleep 0.01; done; `
+    // Ready, wait for the start, run, report, then wait to be let go (the supervisor's CPU is read
+    // meanwhile). The run's directory gone (the bench interrupted) ends either wait.
+    const script = `echo ready; until [ -e ${dir}/go ] || [ ! -d ${dir} ]; do sleep 0.01; done; [ -d ${dir} ] || exit 0; `
       + `for i in $(seq ${half}); do ${epclient} ${args.join(' ')} > ${dir}/${name}-out.$i & done; wait; cat ${dir}/${name}-out.*; echo done; `
-      + `until [ -e ${dir}/end ]; do sleep 0.01; done`;
+      + `until [ -e ${dir}/end ] || [ ! -d ${dir} ]; do sleep 0.01; done`;
     const child = spawn(process.execPath, [main, 'supervise', '--pin-dir', pinDir, '--redirect', `127.0.0.2:80=127.0.0.1:${to}`, ...(fixup ? [] : ['--no-epoll-fixup']), '--', 'sh', '-c', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, EPOLLTRACK_SWAPS_LOG: join(dir, `${name}.swaps.jsonl`) }, // each its own, removed with the run
     });
     let out = '';
-    const seen = (word: string) => new Promise<void>((resolve, reject) => {
-      const check = () => { if (out.split('\n').includes(word)) resolve(); };
-      child.stdout!.on('data', check);
-      child.once('exit', (c) => reject(new Error(`the ${name} supervisor exited (${c}) early`)));
-      check();
-    });
+    const seen = (word: string) => {
+      const p = new Promise<void>((resolve, reject) => {
+        const check = () => { if (out.split('\n').includes(word)) resolve(); };
+        child.stdout!.on('data', check);
+        child.once('exit', (c) => reject(new Error(`the ${name} supervisor exited (${c}) early`)));
+        check();
+      });
+      p.catch(() => {}); // awaited where it matters; one not awaited yet must not end the process
+      return p;
+    };
     child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
     return { child, ready: seen('ready'), done: seen('done'), out: () => out, cpu0: 0, cpu1: 0, t0: 0n, t1: 0n };
   };
-  const sides = [side(true), side(false)];
+  const sides: ReturnType<typeof side>[] = [];
+  // Interrupted, or failed: the two supervisors (ours, by pid) and the run's directory go; the
+  // scripts they run see it gone and end, and their programs' connects fail without a supervisor.
+  const stop = cleanupOnce(() => {
+    for (const x of sides) if (x.child.exitCode === null && x.child.signalCode === null) x.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  sides.push(side(true), side(false));
   const exited = sides.map((x) => new Promise<void>((resolve) => x.child.once('exit', () => resolve())));
   try {
     await Promise.all(sides.map((x) => x.ready));
@@ -477,9 +490,7 @@ async function sideBySide(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'run
     };
     return { fixup: result(sides[0]), none: result(sides[1]) };
   } finally {
-    writeFileSync(join(dir, 'end'), '');
-    for (const x of sides) if (x.child.exitCode === null) x.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    stop();
   }
 }
 

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { load, unload } from '../../src/index.js';
@@ -241,12 +242,18 @@ describe('cli', function () {
 
   it('bench and demo interrupted (SIGTERM, SIGINT): their pins, processes and namespace are gone; exit 128 + the signal', async function () {
     this.timeout(180000);
-    const cases: [string[], NodeJS.Signals, RegExp, number][] = [
+    // [args, signal, ready (its output), exit status, a process of its own that must be running (its command line)]
+    const cases: [string[], NodeJS.Signals, RegExp, number, RegExp?][] = [
       [['bench', '--fds', '1000', '--iterations', '1000000'], 'SIGTERM', /1000 fds: timing lookups/, 143],
       [['bench', '--storm', '--processes', '4', '--rounds', '1000'], 'SIGINT', /storm 1\/3: 4 processes/, 130],
+      // in the side-by-side runs: two supervise processes of its own, each running programs
+      [['bench', '--storm', '--processes', '4', '--concurrent', '2', '--rounds', '150', '--runs', '1'], 'SIGINT', /side by side/, 130, /epclient/],
       [['demo'], 'SIGTERM', /before connect/, 143],
     ];
-    for (const [args, sig, ready, code] of cases) {
+    // Its scratch directories (epolltrack-*) in the temp dir: none may be left.
+    const scratch = () => new Set(readdirSync(tmpdir()).filter((n) => n.startsWith('epolltrack-')));
+    for (const [args, sig, ready, code, running] of cases) {
+      const before = scratch();
       const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       try {
         let seen = '';
@@ -257,17 +264,25 @@ describe('cli', function () {
         expect(seen, args.join(' ')).to.match(ready);
         const pins = readdirSync('/sys/fs/bpf').filter((n) => n.endsWith(`-${child.pid}`));
         expect(pins, `${args[0]}: its own pin dir`).to.have.length(1);
+        // Every process it started, and theirs in turn.
+        const descendants = (pid: number): number[] => spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout
+          .split('\n').filter(Boolean).map(Number).flatMap((c) => [c, ...descendants(c)]);
+        const cmdline = (k: number) => { try { return readFileSync(`/proc/${k}/cmdline`, 'latin1'); } catch { return ''; } };
         let kids: number[] = [];
-        for (let i = 0; i < 100 && !kids.length; i++) {
-          kids = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
-          if (!kids.length) await new Promise((r) => setTimeout(r, 20));
+        for (let i = 0; i < 500 && (!kids.length || (running && !kids.some((k) => running.test(cmdline(k))))); i++) {
+          kids = descendants(child.pid!);
+          await new Promise((r) => setTimeout(r, 20));
         }
+        if (running) expect(kids.map(cmdline).join('\n'), `${args.join(' ')}: running`).to.match(running);
         expect(kids.length, `${args[0]}: processes it started`).to.be.greaterThan(0);
         child.kill(sig);
         expect(await exited, `${args.join(' ')}: exit status`).to.equal(code);
         for (const n of pins) expect(existsSync(`/sys/fs/bpf/${n}`), `${n} after ${sig}`).to.equal(false);
-        for (let i = 0; i < 50 && kids.some((k) => existsSync(`/proc/${k}`)); i++) await new Promise((r) => setTimeout(r, 100));
-        expect(kids.filter((k) => existsSync(`/proc/${k}`)), `${args[0]}: its processes after ${sig}`).to.deep.equal([]);
+        // Gone: exited (a zombie waiting for init to reap it counts as gone), not just orphaned.
+        const alive = (k: number) => { try { return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${k}/stat`, 'latin1')); } catch { return false; } };
+        for (let i = 0; i < 100 && kids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(kids.filter(alive), `${args.join(' ')}: its processes after ${sig}`).to.deep.equal([]);
+        expect([...scratch()].filter((n) => !before.has(n)), `${args.join(' ')}: its scratch directories after ${sig}`).to.deep.equal([]);
         expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).to.not.include(`epolltrack-demo-${child.pid}`);
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // an assertion failed first: it cleans up itself
