@@ -351,23 +351,37 @@ async function echoServer(): Promise<{ port: number; stop: () => void }> {
 }
 
 type RunKind = { fixup: boolean; copies: boolean } | 'floor';
+type StormShape = Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'>>;
 
-async function stormRun(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'>>, to: number, tracker: Tracker | undefined, kind: RunKind, single: boolean): Promise<StormRow> {
+/**
+ * epclient's arguments for one storm program: `concurrent` threads, each with its epoll
+ * (or one shared), or one caller alone (one thread with its event loop, as each storm thread).
+ * Without the fix-up the programs never get their events: they do not wait for epoll, and wait
+ * on the socket itself instead (--poll-if-lost), so that every row does the same exchange.
+ */
+function clientArgs(o: StormShape, fixup: boolean, single: boolean, host: string, port: string): string[] {
+  const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
+  const shape = single
+    ? ['--et', '--epoll-per-thread', '--repeat', String(o.rounds * 40)]
+    : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds)];
+  return [...shape, '--fds', String(o.fds), '--quiet', ...wait, host, port];
+}
+
+/** Programs each supervisor serves in a side-by-side run: half of them. */
+function sideBySideProcesses(processes: number): number {
+  return Math.max(1, Math.floor(processes / 2));
+}
+
+async function stormRun(o: StormShape, to: number, tracker: Tracker | undefined, kind: RunKind, single: boolean): Promise<StormRow> {
   const { supervise } = await import('../supervise/launch.js');
   const { parseEndpoint } = await import('../supervise/seccomp.js');
   const epclient = join(packageRoot(), 'build', 'bin', 'epclient');
   const floor = kind === 'floor';
   const fixup = floor || kind.fixup;
   const copies = floor || kind.copies;
-  // Without the fix-up the programs never get their events: they do not wait for epoll, and wait on
-  // the socket itself instead (--poll-if-lost), so that every row does the same exchange.
-  const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
   // The floor: straight to the target, which no rule names; every connect continues in the kernel.
   const [host, port] = floor ? ['127.0.0.1', String(to)] : ['127.0.0.2', '80'];
-  // One caller alone: one thread with its event loop (one epoll for all its connects), as each storm thread.
-  const args = single
-    ? ['--et', '--epoll-per-thread', '--repeat', String(o.rounds * 40), '--fds', String(o.fds), '--quiet', ...wait, host, port]
-    : ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, host, port];
+  const args = clientArgs(o, fixup, single, host, port);
   // Each program's line to a file of its own: lines longer than a pipe's atomic write would interleave.
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-storm-'));
   const removeDir = cleanupOnce(() => rmSync(dir, { recursive: true, force: true })); // interrupted too
@@ -435,15 +449,14 @@ export interface SideBySide { fixup: { swaps: number; cpuPerSwap: number; swapsP
  * a machine whose pace drifts. Each one's CPU (/proc/PID/stat) is read when
  * its programs are released and when they are done.
  */
-async function sideBySide(o: Required<Omit<StormOptions, 'pinDir' | 'log' | 'runs'>>, to: number, pinDir: string, tick: number): Promise<SideBySide> {
+async function sideBySide(o: StormShape, to: number, pinDir: string, tick: number): Promise<SideBySide> {
   const epclient = join(packageRoot(), 'build', 'bin', 'epclient');
   const main = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
   const dir = mkdtempSync(join(tmpdir(), 'epolltrack-sbs-'));
-  const half = Math.max(1, Math.floor(o.processes / 2));
+  const half = sideBySideProcesses(o.processes);
   const side = (fixup: boolean) => {
     const name = fixup ? 'with' : 'none';
-    const wait = fixup ? ['--timeout', '5000'] : ['--timeout', '0', '--poll-if-lost'];
-    const args = ['--threads', String(o.concurrent), '--et', ...(o.sharedEpoll ? [] : ['--epoll-per-thread']), '--repeat', String(o.rounds), '--fds', String(o.fds), '--quiet', ...wait, '127.0.0.2', '80'];
+    const args = clientArgs(o, fixup, false, '127.0.0.2', '80');
     // Ready, wait for the start, run, report, then wait to be let go (the supervisor's CPU is read
     // meanwhile). The run's directory gone (the bench interrupted) ends either wait.
     const script = `echo ready; until [ -e ${dir}/go ] || [ ! -d ${dir} ]; do sleep 0.01; done; [ -d ${dir} ] || exit 0; `
@@ -558,7 +571,7 @@ export async function storm(opts: StormOptions = {}): Promise<StormResult> {
     const tick = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
     const together: SideBySide[] = [];
     for (let r = 0; r < runs; r++) {
-      log(`storm ${r + 1}/${runs}: side by side, two supervisors at once (with and without the fix-up), ${Math.max(1, Math.floor(o.processes / 2))} processes each`);
+      log(`storm ${r + 1}/${runs}: side by side, two supervisors at once (with and without the fix-up), ${sideBySideProcesses(o.processes)} processes each`);
       const x = await sideBySide(o, server.port, pinDir, tick);
       together.push(x);
       log(`  with: ${x.fixup.swapsPerSec.toFixed(0)} swaps/s, ${x.fixup.cpuPerSwap.toFixed(0)} µs CPU per swap; without: ${x.none.swapsPerSec.toFixed(0)} swaps/s, ${x.none.cpuPerSwap.toFixed(0)} µs`);
@@ -594,7 +607,7 @@ export function formatStorm(r: StormResult): string {
   lines.push(`fix-up cost, one caller alone (the median of ${r.runs} pairs of runs): connect() p50 with / without = ${r.single.p50.toFixed(2)}x, supervisor CPU per swap with / without = ${r.single.cpu.toFixed(2)}x (target <= 1.10x)`);
   lines.push(`fix-up cost under the storm (all copies; the median of ${r.runs} pairs of runs): supervisor CPU per swap with / without = ${r.fixupCost.toFixed(2)}x (target <= 1.10x)`);
   lines.push(`  swaps/s without / with = ${r.fixupThroughput.toFixed(2)}x`);
-  lines.push(`fix-up cost side by side (two supervisors at once, with and without, ${Math.max(1, Math.floor(r.processes / 2))} processes each; the median of ${r.sideBySide.runs.length} runs):`);
+  lines.push(`fix-up cost side by side (two supervisors at once, with and without, ${sideBySideProcesses(r.processes)} processes each; the median of ${r.sideBySide.runs.length} runs):`);
   lines.push(`  supervisor CPU per swap with / without = ${r.sideBySide.cpu.toFixed(2)}x (target <= 1.10x); swaps/s without / with = ${r.sideBySide.throughput.toFixed(2)}x`);
   lines.push('  program ok: the program got its events through epoll, the answer, and a working MOD/DEL; answered: it got the');
   lines.push('  answer (without the fix-up epoll never reports the socket: those programs wait on the socket itself, so every row does the same exchange)');
