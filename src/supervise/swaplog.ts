@@ -47,14 +47,13 @@ function clean(r: SwapRecord): SwapRecord {
 export class SwapLogWriter {
   private fd = -1;
   private ino = -1n;
-  private size = 0;
   private warned = false;
 
   constructor(readonly path = swapsLogPath(), private readonly maxBytes = SWAPS_LOG_MAX_BYTES,
     private readonly warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
 
-  /** (Re)open the file at `path` for appending, mode 0600; its inode and size from the open file. */
-  private open(): void {
+  /** (Re)open the file at `path` for appending, mode 0600; returns its size (its inode is kept). */
+  private open(): number {
     this.close();
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 }); // as the loader's state dir
     const fd = openSync(this.path, 'a', 0o600);
@@ -62,12 +61,12 @@ export class SwapLogWriter {
       fchmodSync(fd, 0o600);
       const st = fstatSync(fd, { bigint: true });
       this.ino = st.ino;
-      this.size = Number(st.size);
+      this.fd = fd;
+      return Number(st.size);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
-    this.fd = fd;
   }
 
   append(rec: SwapRecord): void {
@@ -75,9 +74,9 @@ export class SwapLogWriter {
       const line = `${JSON.stringify(clean(rec))}\n`;
       const len = Buffer.byteLength(line);
       const st = this.fd < 0 ? undefined : statSync(this.path, { bigint: true, throwIfNoEntry: false });
-      if (!st || st.ino !== this.ino) this.open();
-      else this.size = Number(st.size); // with what other writers appended
-      if (this.size > 0 && this.size + len > this.maxBytes) {
+      // the size with what other writers appended
+      const size = !st || st.ino !== this.ino ? this.open() : Number(st.size);
+      if (size > 0 && size + len > this.maxBytes) {
         try {
           renameSync(this.path, `${this.path}.1`);
         } catch (err) {
@@ -87,7 +86,6 @@ export class SwapLogWriter {
         this.open();
       }
       writeSync(this.fd, line);
-      this.size += len;
     } catch (err) {
       this.close(); // the next record opens it afresh
       if (!this.warned) this.warn(`epolltrack: cannot write the swaps log ${this.path}: ${(err as Error).message}`);
