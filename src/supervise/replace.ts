@@ -289,7 +289,7 @@ function planReplace(target: ReplaceTarget, newFd: number, opts: ReplaceOptions)
       all ??= tracker ? tracker.membershipsOf(tgid, target.fd) : fdinfoMemberships(tgid, target.fd);
       source = tracker ? tracker.lastLookup.source : 'fdinfo';
       cloexec ??= tracker?.lastLookup.cloexec;
-      regs = numbers.length === 1 ? all.filter((m) => m.tfd === numbers[0]) : all.filter((m) => numbers.includes(m.tfd));
+      regs = all.filter((m) => numbers.includes(m.tfd));
     }
     const lookupMicros = Number(process.hrtime.bigint() - l0) / 1000;
     cloexec ??= fdCloexec(tgid, target.fd);
