@@ -215,10 +215,10 @@ export class Tracker {
     return a;
   }
 
-  /** Membership lookup through the lookup program (v6.2+); `first` gets the header of its first run. */
-  private membershipsSys(pid: number, fd: number, t0: bigint, first?: { hdr?: SysHdr }): Membership[] {
+  /** Membership lookup through the lookup program (v6.2+), with the header of its first run (the file's reference count). */
+  private membershipsSys(pid: number, fd: number, t0: bigint): { out: Membership[]; first: SysHdr } {
     let a = this.sysRun(SYS_OP.lookup, pid, fd, true);
-    if (first) first.hdr = a.hdr;
+    const first = a.hdr;
     if (a.hdr.total > a.hdr.nitems) {
       // More epitems than one answer holds (ET_SYS_BIG): answer from the walk.
       const { out, source } = this.answerByWalk(a.hdr.file, a.hdr.tgid, a.hdr.tid || pid, fd);
@@ -227,7 +227,7 @@ export class Tracker {
         source, reason: 'truncated', micros: Number(process.hrtime.bigint() - t0) / 1000,
         cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0, path: 'prog', unlocated: 0,
       };
-      return out;
+      return { out, first };
     }
     let reason: FallbackReason | undefined;
     let walk: SeedWalk | undefined;
@@ -266,7 +266,7 @@ export class Tracker {
       source: 'bpf', reason, micros: Number(process.hrtime.bigint() - t0) / 1000,
       cloexec: (a.hdr.flags & SYS_CLOEXEC) !== 0, path: 'prog', unlocated,
     };
-    return out;
+    return { out, first };
   }
 
   /**
@@ -312,9 +312,7 @@ export class Tracker {
     if (!this.sys) {
       return { memberships: this.membershipsOf(pid, fd), refs: scan ? this.references(pid, fd, outside) : { fds: [fd], alone: false } };
     }
-    const first: { hdr?: SysHdr } = {};
-    const memberships = this.membershipsSys(pid, fd, process.hrtime.bigint(), first);
-    const hdr = first.hdr!;
+    const { out: memberships, first: hdr } = this.membershipsSys(pid, fd, process.hrtime.bigint());
     if (hdr.refs > outside + 1 && scan) return { memberships, refs: this.references(pid, fd, outside) };
     return { memberships, refs: { fds: [fd], refs: hdr.refs, alone: hdr.refs === outside + 1, cloexec: (hdr.flags & SYS_CLOEXEC) !== 0 } };
   }
@@ -375,7 +373,7 @@ export class Tracker {
       return out;
     };
     checkRange(pid, fd);
-    if (this.sys) return this.membershipsSys(pid, fd, t0);
+    if (this.sys) return this.membershipsSys(pid, fd, t0).out;
     // The iterator path (kernels without bpf_task_from_pid, < v6.2).
     let r = this.raw(pid, fd);
     if (r?.hdr.status === LK_STATUS.noFiles && r.hdr.tgid === pid) {
